@@ -1,0 +1,42 @@
+"""keras-colorize: automatic image colorization with Keras 3.
+
+The public API is re-exported here. Names resolve lazily, so importing the
+package (for example by the command line, which chooses the Keras backend
+first) does not import Keras.
+
+Example:
+>>> import keras_colorize
+>>> sorted(keras_colorize.list_models())[:2]
+['UNetV1', 'UNetV2']
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Colorizer": "keras_colorize.colorizer",
+    "list_models": "keras_colorize.models",
+    "get_model": "keras_colorize.models",
+    "UNetV1": "keras_colorize.models",
+    "UNetV2": "keras_colorize.models",
+    "rgb_to_lab": "keras_colorize.color",
+    "lab_to_rgb": "keras_colorize.color",
+    "rgb_to_model_inputs": "keras_colorize.color",
+    "model_outputs_to_rgb": "keras_colorize.color",
+    "ImageFolder": "keras_colorize.data",
+    "load_image": "keras_colorize.data",
+    "sample_photos": "keras_colorize.data",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'keras_colorize' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__
