@@ -1,6 +1,12 @@
 """Colour spaces: sRGB <-> CIE L*a*b* and the model-space normalisation."""
 
-from keras_colorize.color.lab import lab_to_rgb, model_outputs_to_rgb, rgb_to_lab, rgb_to_model_inputs
+from keras_colorize.color.lab import (
+    lab_to_rgb,
+    model_outputs_to_rgb,
+    rgb_to_lab,
+    rgb_to_lightness,
+    rgb_to_model_inputs,
+)
 from keras_colorize.color.normalization import (
     AB_SCALE,
     L_OFFSET,
@@ -23,6 +29,7 @@ __all__ = [
     "normalize_ab",
     "normalize_l",
     "rgb_to_lab",
+    "rgb_to_lightness",
     "rgb_to_model_inputs",
     "split_lab",
 ]

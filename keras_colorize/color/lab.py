@@ -149,6 +149,22 @@ def lab_to_rgb(lab, data_format=None):
     return ops.cast(_stack(rgb, axis), input_dtype)
 
 
+def rgb_to_lightness(images, data_format=None):
+    """sRGB in [0, 1] -> CIE L* in [0, 100], one channel (cheaper than `rgb_to_lab`).
+
+    Returns:
+        Tensor with one channel on the channel axis, in the dtype of `images`.
+    """
+    axis = _channel_axis(data_format)
+    input_dtype = ops.dtype(images) if hasattr(images, "dtype") else "float32"
+    x = ops.cast(images, _compute_dtype(images))
+    power = ops.power((ops.maximum(x, SRGB_KNEE) + 0.055) / 1.055, 2.4)
+    linear = _unstack(ops.where(x > SRGB_KNEE, power, x / 12.92), axis)
+    y = _mix(linear, XYZ_FROM_RGB[1:2])[0] / D65_WHITE[1]
+    fy = ops.where(y > LAB_EPSILON, ops.power(ops.maximum(y, LAB_EPSILON), 1.0 / 3.0), LAB_KAPPA * y + LAB_DELTA)
+    return ops.cast(ops.expand_dims(116.0 * fy - 16.0, axis), input_dtype)
+
+
 def rgb_to_model_inputs(images, data_format=None):
     """sRGB in [0, 1] -> (L in [-1, 1], ab in about [-1, 1]), the model space.
 

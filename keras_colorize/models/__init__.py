@@ -1,0 +1,6 @@
+"""The model zoo. Importing this package registers every family."""
+
+from keras_colorize.models.registry import get_model, get_model_class, list_models, register, register_model
+from keras_colorize.models.unet import UNetV1, UNetV2
+
+__all__ = ["UNetV1", "UNetV2", "get_model", "get_model_class", "list_models", "register", "register_model"]

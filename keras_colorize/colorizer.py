@@ -1,0 +1,221 @@
+"""The colorization task: sRGB in -> L -> generator -> ab -> sRGB out, at any size."""
+
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_colorize.color import model_outputs_to_rgb, normalize_l, rgb_to_lightness, rgb_to_model_inputs
+from keras_colorize.errors import UserInputError
+from keras_colorize.losses import get_reconstruction_loss
+from keras_colorize.models.registry import register
+
+# Rows converted at a time when recombining a full-resolution photo (bounds memory).
+RECOMBINE_ROWS = 512
+
+
+def _to_float_rgb(image):
+    """An image as float32 sRGB in [0, 1], shape (H, W, 3); gray is replicated."""
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
+        raise UserInputError(f"expected an image of shape (H, W), (H, W, 1) or (H, W, 3), got {array.shape}")
+    array = array[..., :3]
+    if array.dtype == np.uint8:
+        array = array.astype("float32") / 255.0
+    elif array.dtype == np.uint16:
+        array = array.astype("float32") / 65535.0
+    else:
+        array = np.clip(array.astype("float32"), 0.0, 1.0)
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    return array
+
+
+def _to_uint8(rgb):
+    return np.clip(np.rint(ops.convert_to_numpy(rgb) * 255.0), 0, 255).astype("uint8")
+
+
+def gray_baseline(images):
+    """The trivial colorization: L kept, ab = 0.
+
+    Args:
+        images: sRGB in [0, 1], float, shape (..., H, W, 3).
+
+    Returns:
+        NumPy float32 sRGB in [0, 1], same shape: the neutral gray of the same L*.
+    """
+    rgb = ops.convert_to_tensor(np.asarray(images, "float32"))
+    l_norm = normalize_l(rgb_to_lightness(rgb, "channels_last"))
+    ab = ops.zeros(ops.shape(l_norm)[:-1] + (2,), dtype="float32")
+    return ops.convert_to_numpy(model_outputs_to_rgb(l_norm, ab, "channels_last"))
+
+
+@register
+class Colorizer(keras.Model):
+    """Wraps a generator (L -> ab) into a colorizer that trains from sRGB batches.
+
+    Training batches are sRGB in [0, 1]; L and ab are derived on the device inside
+    the compiled step (model space: L/50 - 1 and ab/128). The loss compares the
+    predicted and true ab; metrics compare sRGB images. `colorize` handles photos
+    of any size: ab is predicted at `image_size` and recombined with the
+    full-resolution L, so no detail is lost.
+
+    Args:
+        generator: keras.Model. Maps model-space L in [-1, 1], shape (N, H, W, 1),
+            to ab in [-1, 1], shape (N, H, W, 2).
+        image_size: int or (int, int). The size (height, width) the generator sees
+            at inference. Defaults to 256.
+
+    Inputs of `call`: sRGB in [0, 1], float32, shape (N, H, W, 3).
+    Outputs of `call`: model-space ab in [-1, 1], shape (N, H, W, 2).
+
+    Example:
+    >>> from keras_colorize import Colorizer
+    >>> from keras_colorize.models import UNetV1
+    >>> colorizer = Colorizer(UNetV1(encoder_filters=(8, 16), decoder_filters=(8,)), image_size=32)
+    >>> colorizer.compile(optimizer="adam", loss="huber")
+    """
+
+    def __init__(self, generator, image_size=256, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(image_size, int):
+            image_size = (image_size, image_size)
+        self.image_size = tuple(int(s) for s in image_size)
+        divisor = getattr(generator, "size_divisor", 1)
+        if any(s % divisor for s in self.image_size):
+            raise UserInputError(
+                f"image_size {self.image_size} must be divisible by {divisor} for {type(generator).__name__}"
+            )
+        self.generator = generator
+
+    def build(self, input_shape=None):
+        if not self.generator.built:
+            self.generator.build((None, *self.image_size, 1))
+        self.built = True
+
+    def call(self, images, training=None):
+        l_norm = normalize_l(rgb_to_lightness(images, "channels_last"))
+        return self.generator(l_norm, training=training)
+
+    def compile(self, optimizer="adam", loss="l2", metrics=None, **kwargs):
+        """Configure training.
+
+        Args:
+            optimizer: str or keras.optimizers.Optimizer. Defaults to "adam".
+            loss: "l1", "l2", "huber", a Keras loss name or object, on model-space
+                ab. Defaults to "l2".
+            metrics: list of metrics on sRGB images in [0, 1]. Defaults to
+                `keras_colorize.metrics.default_metrics()`.
+            **kwargs: passed to `keras.Model.compile`.
+        """
+        if metrics is None:
+            from keras_colorize.metrics import default_metrics
+
+            metrics = default_metrics()
+        super().compile(optimizer=optimizer, loss=get_reconstruction_loss(loss), metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        """Restore `compile()` (optimizer state included) when a `.keras` file loads."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        _, target_ab = rgb_to_model_inputs(x, "channels_last")
+        return super().compute_loss(x=x, y=target_ab, y_pred=y_pred, sample_weight=sample_weight, training=training)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        l_norm = normalize_l(rgb_to_lightness(x, "channels_last"))
+        rgb_pred = model_outputs_to_rgb(l_norm, y_pred, "channels_last")
+        return super().compute_metrics(x, x, rgb_pred, sample_weight=sample_weight)
+
+    def predict_rgb(self, images, batch_size=32):
+        """Colorize a batch at its own size.
+
+        Args:
+            images: sRGB in [0, 1], float32, shape (N, H, W, 3), H and W divisible
+                by the generator's `size_divisor`.
+
+        Returns:
+            NumPy float32 sRGB in [0, 1], shape (N, H, W, 3).
+        """
+        images = np.asarray(images, "float32")
+        ab = self.predict(images, batch_size=batch_size, verbose=0)
+        l_norm = normalize_l(rgb_to_lightness(ops.convert_to_tensor(images), "channels_last"))
+        return ops.convert_to_numpy(model_outputs_to_rgb(l_norm, ops.convert_to_tensor(ab), "channels_last"))
+
+    def colorize(self, image):
+        """Colorize one photo of any size at full resolution.
+
+        The generator sees L resized to `image_size`; the predicted ab is
+        upsampled to the photo's size and recombined with its original L*.
+
+        Args:
+            image: uint8 (0-255) or float (0-1) sRGB of shape (H, W, 3), or gray
+                of shape (H, W) or (H, W, 1).
+
+        Returns:
+            NumPy uint8 sRGB, shape (H, W, 3).
+        """
+        rgb = _to_float_rgb(image)
+        height, width = rgb.shape[:2]
+        lightness = np.concatenate(
+            [
+                ops.convert_to_numpy(rgb_to_lightness(ops.convert_to_tensor(rgb[top : top + RECOMBINE_ROWS]), "channels_last"))
+                for top in range(0, height, RECOMBINE_ROWS)
+            ]
+        )
+        l_small = ops.image.resize(
+            ops.convert_to_tensor(normalize_l(lightness)[None]), self.image_size, antialias=True, data_format="channels_last"
+        )
+        ab_small = self.generator.predict_on_batch(l_small)
+        ab_full = ops.convert_to_numpy(
+            ops.image.resize(ops.convert_to_tensor(ab_small), (height, width), data_format="channels_last")
+        )[0]
+        output = np.empty((height, width, 3), "uint8")
+        for top in range(0, height, RECOMBINE_ROWS):
+            rows = slice(top, top + RECOMBINE_ROWS)
+            rgb_rows = model_outputs_to_rgb(
+                ops.convert_to_tensor(normalize_l(lightness[rows])), ops.convert_to_tensor(ab_full[rows]), "channels_last"
+            )
+            output[rows] = _to_uint8(rgb_rows)
+        return output
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "image_size": list(self.image_size),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
+        return cls(**config)
+
+
+def load_colorizer(path):
+    """Load a Colorizer saved as a `.keras` file.
+
+    Raises:
+        UserInputError: the file is missing or is not a keras-colorize Colorizer.
+    """
+    import keras_colorize.metrics  # noqa: F401  (registers the metrics of saved compile configs)
+    import keras_colorize.models  # noqa: F401  (registers the zoo)
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"{path}: checkpoint not found")
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as error:  # Keras raises many types for a bad archive
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserInputError(f"{path}: cannot load checkpoint ({first_line})") from None
+    if not isinstance(model, Colorizer):
+        raise UserInputError(f"{path}: holds a {type(model).__name__}, not a Colorizer")
+    return model
