@@ -16,6 +16,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Colorizer": "keras_colorize.colorizer",
+    "gray_baseline": "keras_colorize.colorizer",
+    "load_colorizer": "keras_colorize.colorizer",
     "list_models": "keras_colorize.models",
     "get_model": "keras_colorize.models",
     "UNetV1": "keras_colorize.models",
@@ -25,8 +27,10 @@ _EXPORTS = {
     "rgb_to_model_inputs": "keras_colorize.color",
     "model_outputs_to_rgb": "keras_colorize.color",
     "ImageFolder": "keras_colorize.data",
+    "make_datasets": "keras_colorize.data",
     "load_image": "keras_colorize.data",
     "sample_photos": "keras_colorize.data",
+    "default_metrics": "keras_colorize.metrics",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
