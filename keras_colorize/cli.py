@@ -1,0 +1,521 @@
+"""The `keras-colorize` command line: fit, evaluate, colorize, models, recipes, samples.
+
+The Keras backend is chosen first (`--backend` on the group or on a command, else the
+`KERAS_BACKEND` environment variable), so this module imports nothing that imports Keras
+at module level. A user mistake prints one line, `error: <message>`, on stderr and exits
+with status 2; a run that diverges exits with status 1.
+
+Examples:
+    keras-colorize recipes
+    keras-colorize --backend jax fit quickstart --set train.epochs=2
+    keras-colorize evaluate runs/quickstart/checkpoints/best.keras --data photos/
+    keras-colorize colorize runs/quickstart/checkpoints/best.keras old_photos/ -o colorized/
+"""
+
+import contextlib
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import click
+
+from keras_colorize import __version__
+from keras_colorize.errors import UserInputError
+
+BACKENDS = ("tensorflow", "jax", "torch")
+KERAS_ONLY_BACKENDS = ("numpy", "openvino")  # inference-only Keras backends (KERAS_BACKEND only)
+
+# Output formats of `colorize`: input suffixes written back in their own format.
+# Anything else (GIF, which holds only 256 colours) is written as PNG.
+_SAVE_FORMATS = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".jpe": "JPEG",
+    ".jfif": "JPEG",
+    ".png": "PNG",
+    ".bmp": "BMP",
+    ".dib": "BMP",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+_SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
+
+EXIT_USER_ERROR = 2
+EXIT_DIVERGED = 1
+EXIT_INTERRUPTED = 130
+
+
+# ----------------------------------------------------------------------------- backend
+
+
+def select_backend(backend):
+    """Make `backend` the Keras backend of this process, before Keras is imported.
+
+    Args:
+        backend: str or None. "tensorflow", "jax" or "torch"; None keeps
+            `KERAS_BACKEND` (Keras's own default when unset).
+
+    Raises:
+        UserInputError: Keras is already imported with another backend.
+    """
+    if backend is None:
+        configured = os.environ.get("KERAS_BACKEND")
+        if configured and configured not in BACKENDS + KERAS_ONLY_BACKENDS and "keras" not in sys.modules:
+            raise UserInputError(
+                f"KERAS_BACKEND={configured} is not a Keras backend (use one of: {', '.join(BACKENDS)})"
+            )
+        return
+    if "keras" in sys.modules:
+        keras = sys.modules["keras"]
+        current = keras.backend.backend() if hasattr(keras, "backend") else os.environ.get("KERAS_BACKEND")
+        if current != backend:
+            raise UserInputError(
+                f"Keras is already imported with the {current} backend; cannot switch to {backend} "
+                f"in this process (set KERAS_BACKEND={backend} before starting Python)"
+            )
+        return
+    os.environ["KERAS_BACKEND"] = backend
+
+
+def _backend_option(function):
+    return click.option(
+        "--backend",
+        type=click.Choice(BACKENDS),
+        default=None,
+        help="Keras backend for this command (default: KERAS_BACKEND, else tensorflow).",
+    )(function)
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+@contextlib.contextmanager
+def _plain_warnings():
+    """Show user-facing warnings as `warning: <message>` lines on stderr."""
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, UserWarning) and category.__module__.startswith("keras_colorize"):
+            click.echo(f"warning: {message}", err=True)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
+class _Group(click.Group):
+    """A click group that turns known errors into one-line messages and exit codes."""
+
+    def invoke(self, ctx):
+        try:
+            with _plain_warnings():
+                return super().invoke(ctx)
+        except UserInputError as error:
+            click.echo(f"error: {error}", err=True)
+            ctx.exit(EXIT_USER_ERROR)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except Exception as error:
+            from keras_colorize.training.run import TrainingDivergedError
+
+            if isinstance(error, TrainingDivergedError):
+                click.echo(f"error: {error}", err=True)
+                ctx.exit(EXIT_DIVERGED)
+            raise
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    default=None,
+    help="Keras backend (default: KERAS_BACKEND, else tensorflow). Chosen before Keras is imported.",
+)
+@click.version_option(__version__, prog_name="keras-colorize")
+def cli(backend):
+    """Automatic image colorization with Keras 3 on TensorFlow, JAX and PyTorch.
+
+    Relative paths (in recipes too) are relative to the current working directory.
+    """
+    select_backend(backend)
+
+
+# ----------------------------------------------------------------------------- fit
+
+
+@cli.command(short_help="Train a colorizer from a recipe (a file or a built-in name).")
+@click.argument("recipe")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a recipe value, e.g. --set train.epochs=3 (value parsed as YAML; repeatable).",
+)
+@click.option("--resume", is_flag=True, help="Continue the run in the run directory from checkpoints/last.keras.")
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run directory (default: train.run_dir, else runs/<recipe name>).",
+)
+@_backend_option
+def fit(recipe, overrides, resume, run_dir, backend):
+    """Train the colorizer described by RECIPE (a YAML file or a built-in name).
+
+    Writes the run directory: recipe.yaml, environment.json, checkpoints/last.keras and
+    best.keras, state.json, history.csv, loss_curve.png and samples/epoch_XXX.png. An
+    existing run is never overwritten: pass --resume to continue it.
+
+    \b
+    Examples:
+      keras-colorize fit quickstart
+      keras-colorize fit unet_v1 --set data.train=photos/ --set train.epochs=20
+      keras-colorize fit unet_v1 --set data.train=photos/ --resume
+    """
+    select_backend(backend)
+    from keras_colorize.recipes import load_recipe
+    from keras_colorize.training.run import run_training
+
+    loaded = load_recipe(recipe, overrides=overrides)
+    try:
+        run_training(loaded, run_dir=run_dir, resume=resume)
+    except KeyboardInterrupt:
+        click.echo(
+            "\ninterrupted: the checkpoints of completed epochs are kept; continue with --resume", err=True
+        )
+        sys.exit(EXIT_INTERRUPTED)
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def _run_recipe_for(checkpoint):
+    """The `recipe.yaml` of the run a checkpoint belongs to (run/checkpoints/x.keras), or None."""
+    from keras_colorize.recipes import RecipeError, load_recipe
+
+    candidate = Path(checkpoint).resolve().parent.parent / "recipe.yaml"
+    if not candidate.is_file():
+        return None
+    try:
+        return load_recipe(str(candidate), check_classes=False)
+    except RecipeError:
+        return None
+
+
+def _refuse_existing(paths, overwrite):
+    if overwrite:
+        return
+    for path in paths:
+        if Path(path).exists():
+            raise UserInputError(f"{path}: already exists; pass --overwrite to replace it, or choose another -o")
+
+
+@cli.command(short_help="Evaluate a checkpoint against the truth and the gray baseline.")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option(
+    "--data",
+    default=None,
+    help="Folder of colour photos, or 'samples' (default: evaluate.data of the run's recipe).",
+)
+@click.option("--size", type=click.IntRange(min=8), default=None, help="Crop size (default: the model size).")
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=None, help="Batch size (default: the recipe's, else 16)."
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("evaluation"),
+    show_default=True,
+    help="Folder for metrics.json and comparison.png.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace existing result files.")
+@_backend_option
+def evaluate(checkpoint, data, size, batch_size, output, overwrite, backend):
+    """Evaluate CHECKPOINT (a .keras Colorizer) and the gray baseline on photos.
+
+    Centre crops at the model size (or --size) are compared in sRGB: psnr, ssim, mae
+    (0-255), colorfulness, colorfulness_gap, ciede2000, and ab_mse in model units.
+    Prints a table, writes metrics.json and comparison.png (gray input, prediction,
+    truth).
+
+    \b
+    Example:
+      keras-colorize evaluate runs/quickstart/checkpoints/best.keras --data photos/
+    """
+    select_backend(backend)
+    import json
+
+    from PIL import Image
+
+    from keras_colorize.colorizer import load_colorizer
+    from keras_colorize.data import ImageFolder, sample_photo_paths
+    from keras_colorize.evaluation import evaluate_colorizer, format_table
+    from keras_colorize.training.callbacks import atomic_file
+    from keras_colorize.visualization import comparison_grid
+
+    metrics_path, comparison_path = output / "metrics.json", output / "comparison.png"
+    _refuse_existing([metrics_path, comparison_path], overwrite)
+    run_recipe = _run_recipe_for(checkpoint)
+    if data is None and run_recipe is not None:
+        data = run_recipe.get_path("evaluate.data")
+    if data is None:
+        raise UserInputError("--data is required (no evaluate.data in the run's recipe.yaml)")
+    if batch_size is None:
+        batch_size = run_recipe.get_path("evaluate.batch_size", 16) if run_recipe is not None else 16
+
+    colorizer = load_colorizer(checkpoint)
+    height, width = colorizer.image_size
+    size = size or height
+    divisor = getattr(colorizer.generator, "size_divisor", 1)
+    if size % divisor:
+        raise UserInputError(f"--size {size} must be a multiple of {divisor} for this model")
+    source = sample_photo_paths() if data == "samples" else data
+    dataset = ImageFolder(
+        source, image_size=size, batch_size=batch_size, training=False, drop_grayscale=True, name="evaluation"
+    )
+    click.echo(dataset.summary)
+    result = evaluate_colorizer(colorizer, dataset, num_examples=8)
+    examples = result.pop("examples")
+    click.echo(f"{result['num_images']} images at {size}x{size}:")
+    click.echo(format_table(result))
+
+    import keras
+
+    report = {
+        "checkpoint": str(checkpoint),
+        "data": str(data),
+        "image_size": size,
+        "num_images": result["num_images"],
+        "skipped": {reason: len(paths) for reason, paths in dataset.skipped.items()},
+        "backend": keras.backend.backend(),
+        "metrics": {"model": result["model"], "gray_baseline": result["gray_baseline"]},
+        "truth": result["truth"],
+    }
+    output.mkdir(parents=True, exist_ok=True)
+    with atomic_file(metrics_path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    grid = comparison_grid([examples["gray"], examples["prediction"], examples["truth"]])
+    with atomic_file(comparison_path) as tmp:
+        Image.fromarray(grid).save(tmp, format="PNG")
+    click.echo(f"wrote {metrics_path} and {comparison_path}")
+
+
+# ----------------------------------------------------------------------------- colorize
+
+
+def _output_path(relative, output):
+    suffix = relative.suffix.lower()
+    if suffix not in _SAVE_FORMATS:
+        relative = relative.with_suffix(".png")
+    return output / relative
+
+
+def plan_colorize(inputs, output):
+    """Map input photos to output files for `colorize`.
+
+    Folders are searched recursively and keep their sub-folder layout under `output`;
+    files go directly into `output`. The file name is kept; formats Pillow cannot
+    write back faithfully (GIF) become PNG.
+
+    Args:
+        inputs: sequence of str or Path. Files and folders.
+        output: str or Path. The output folder.
+
+    Returns:
+        A list of `(input_path, output_path)` pairs.
+
+    Raises:
+        UserInputError: an input is missing, holds no images, two inputs map to the
+            same output, or an output would replace an input.
+    """
+    from keras_colorize.data import list_images
+
+    output = Path(output)
+    output_resolved = output.resolve()
+    pairs = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            folder = path.resolve()
+            nested_output = folder in output_resolved.parents  # -o is a sub-folder of this input
+            for file in list_images(path):
+                if nested_output and output_resolved in file.resolve().parents:
+                    continue  # an earlier result inside the input folder
+                pairs.append((file, _output_path(file.relative_to(path), output)))
+        elif path.is_file():
+            pairs.append((path, _output_path(Path(path.name), output)))
+        else:
+            raise UserInputError(f"{item}: no such file or folder")
+    if not pairs:
+        raise UserInputError("no input images found")
+    inputs_resolved = {p.resolve() for p, _ in pairs}
+    seen = {}
+    for source, target in pairs:
+        resolved = target.resolve()
+        if resolved in inputs_resolved:
+            raise UserInputError(f"{target}: output would replace an input photo; choose another -o")
+        if resolved in seen:
+            raise UserInputError(f"{seen[resolved]} and {source} would both be written to {target}")
+        seen[resolved] = source
+    return pairs
+
+
+@cli.command(short_help="Colorize photos of any size with a checkpoint.")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Output folder (sub-folders of input folders are kept).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace existing output files (inputs are never replaced).")
+@_backend_option
+def colorize(checkpoint, inputs, output, overwrite, backend):
+    """Colorize photos of any size with CHECKPOINT (a .keras Colorizer).
+
+    INPUTS are files or folders (searched recursively). Each result keeps the input's
+    file name, size and sub-folder; JPEG, PNG, BMP, WebP and TIFF inputs keep their
+    format, GIF inputs are written as PNG. Gray and colour photos both work (colour is
+    replaced). Unreadable files are skipped with a warning.
+
+    \b
+    Example:
+      keras-colorize colorize runs/quickstart/checkpoints/best.keras old_photos/ -o colorized/
+    """
+    select_backend(backend)
+    import keras
+    from PIL import Image
+
+    from keras_colorize.colorizer import load_colorizer
+    from keras_colorize.data import UnreadableImageError, load_image
+    from keras_colorize.training.callbacks import atomic_file
+
+    if not checkpoint.is_file():
+        raise UserInputError(f"{checkpoint}: checkpoint not found")
+    pairs = plan_colorize(inputs, output)
+    if not overwrite:
+        existing = [target for _, target in pairs if target.exists()]
+        if existing:
+            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+            raise UserInputError(f"{existing[0]}: already exists{more}; pass --overwrite to replace outputs")
+    colorizer = load_colorizer(checkpoint)
+
+    progress = keras.utils.Progbar(len(pairs), unit_name="image")
+    done = skipped = 0
+    for index, (source, target) in enumerate(pairs):
+        try:
+            image = load_image(source)
+        except UnreadableImageError as error:
+            click.echo(f"\nwarning: skipped {error}", err=True)
+            skipped += 1
+        else:
+            result = colorizer.colorize(image)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            image_format = _SAVE_FORMATS.get(target.suffix.lower(), "PNG")
+            with atomic_file(target) as tmp:
+                Image.fromarray(result).save(tmp, format=image_format, **_SAVE_OPTIONS.get(image_format, {}))
+            done += 1
+        progress.update(index + 1)
+    summary = f"colorized {done} image{'s' if done != 1 else ''} into {output}"
+    if skipped:
+        summary += f"; skipped {skipped} unreadable"
+    click.echo(summary)
+
+
+# ----------------------------------------------------------------------------- listings
+
+
+def _default_param_count(cls):
+    """Parameters of a zoo class at its default configuration."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        # Build abstractly: the shapes are all a count needs, and JAX then skips
+        # compiling and running one random initializer per weight.
+        import jax
+
+        counted = {}
+
+        def count():
+            counted["params"] = cls().count_params()
+            return 0
+
+        jax.eval_shape(count)
+        return counted["params"]
+    return cls().count_params()
+
+
+def _summary_line(cls):
+    doc = (cls.__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
+@cli.command(short_help="List the model zoo with parameter counts.")
+@_backend_option
+def models(backend):
+    """List the model zoo: name, parameters at the default configuration, description."""
+    select_backend(backend)
+    import keras
+
+    from keras_colorize.models import get_model_class, list_models
+
+    click.echo(f"keras-colorize models (Keras {keras.__version__}, backend {keras.backend.backend()})")
+    rows = []
+    for name in list_models():
+        cls = get_model_class(name)
+        try:
+            params = f"{_default_param_count(cls):,}"
+        except Exception:  # a class that needs arguments has no default size
+            params = "-"
+        rows.append((name, params, _summary_line(cls)))
+    name_width = max([len("name")] + [len(r[0]) for r in rows])
+    param_width = max([len("parameters")] + [len(r[1]) for r in rows])
+    click.echo(f"{'name'.ljust(name_width)}  {'parameters'.rjust(param_width)}  description")
+    for name, params, description in rows:
+        click.echo(f"{name.ljust(name_width)}  {params.rjust(param_width)}  {description}")
+
+
+@cli.command(short_help="List the built-in recipes.")
+def recipes():
+    """List the built-in recipes (use the name with `keras-colorize fit NAME`)."""
+    from keras_colorize.recipes import builtin_recipe_dir, list_builtin_recipes
+
+    found = list_builtin_recipes()
+    if not found:
+        click.echo("no built-in recipes found")
+        return
+    width = max(len(name) for name in found)
+    for name, description in found.items():
+        click.echo(f"{name.ljust(width)}  {description}")
+    click.echo(f"(in {builtin_recipe_dir()}; copy one to edit it)")
+
+
+@cli.command(short_help="Write the built-in sample photos into a folder.")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def samples(directory):
+    """Write the built-in sample photos into DIRECTORY (to try `colorize` or `evaluate`)."""
+    from keras_colorize.data import sample_photos
+
+    paths = sample_photos(directory)
+    click.echo(f"{len(paths)} sample photos in {directory}: {', '.join(p.name for p in paths)}")
+
+
+def main(argv=None):
+    """Entry point of the `keras-colorize` script."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cli.main(args=argv, prog_name="keras-colorize")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""The recipe schema (JSON Schema, draft 2020-12) and the defaults of every section.
+
+A recipe is a YAML mapping. Every section rejects unknown keys, except `model` and
+`optimizer`: their keys beyond `name` are the constructor arguments of the named class
+and are checked against its signature when the recipe is loaded
+(see `keras_colorize.recipes.loader`). Keys, with their defaults:
+
+- `name`: label of the run (default: the recipe file's name); `runs/<name>` is the
+  default run directory. `description`: one line shown by `keras-colorize recipes`.
+- `base`: one recipe (a built-in name or a path) whose keys this one overrides; a base
+  cannot have a base of its own.
+- `model`: `name` of a registered zoo generator (`keras-colorize models`) and its
+  constructor arguments (the class defaults apply to the ones left out).
+- `colorizer`: `image_size` (256), the square size the generator is trained at;
+  `loss` (`l2`): `l1`, `l2` or `huber` on ab in model units.
+- `optimizer`: `name` (`adam`) of a Keras optimizer and its arguments
+  (`learning_rate` defaults to 1e-3 for Adam, to Keras's default for the others).
+- `data`: `train`, a folder searched recursively or `samples` (the eight photos that
+  ship inside scikit-image and scikit-learn; a folder named "samples" is `./samples`);
+  `validation` (null), a folder; `validation_fraction` (0), the share of `train` held
+  out when `validation` is null; `resize_to` (null: `image_size`), the shorter side
+  before cropping; `drop_grayscale` (null: on for training); `repeat` (1), passes over
+  the files per epoch; `cache` (`auto`), keep resized images in memory; `workers` (2).
+- `train`: `epochs` (10); `batch_size` (16); `seed` (0); `steps_per_epoch` (null: every
+  batch; otherwise the first N batches of each epoch's shuffle); `run_dir` (null:
+  `runs/<name>`); `num_samples` (4), images in each `samples/epoch_XXX.png`.
+- `evaluate`: `data` (null), the default folder of `keras-colorize evaluate` for this
+  run's checkpoints; `batch_size` (16).
+
+Paths are relative to the current working directory.
+"""
+
+import copy
+
+LOSSES = ("l1", "l2", "huber")
+
+_POSITIVE_INT = {"type": "integer", "minimum": 1}
+_OPTIONAL_PATH = {"type": ["string", "null"], "minLength": 1}
+
+RECIPE_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "keras-colorize recipe",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["model", "data"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "description": {"type": "string"},
+        "base": {"type": "string", "minLength": 1},
+        "model": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {"name": {"type": "string", "minLength": 1}},
+            "additionalProperties": True,
+        },
+        "colorizer": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "image_size": {"type": "integer", "minimum": 8},
+                "loss": {"enum": list(LOSSES)},
+            },
+        },
+        "optimizer": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1},
+                "learning_rate": {"type": "number", "exclusiveMinimum": 0},
+            },
+            "additionalProperties": True,
+        },
+        "data": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["train"],
+            "properties": {
+                "train": {"type": "string", "minLength": 1},
+                "validation": _OPTIONAL_PATH,
+                "validation_fraction": {
+                    "type": "number",
+                    "minimum": 0,
+                    "exclusiveMaximum": 1,
+                },
+                "resize_to": {"type": ["integer", "null"], "minimum": 8},
+                "drop_grayscale": {"type": ["boolean", "null"]},
+                "repeat": _POSITIVE_INT,
+                "cache": {"enum": ["auto", True, False]},
+                "workers": {"type": "integer", "minimum": 1},
+            },
+        },
+        "train": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "epochs": _POSITIVE_INT,
+                "batch_size": _POSITIVE_INT,
+                "seed": {"type": "integer", "minimum": 0},
+                "steps_per_epoch": {"type": ["integer", "null"], "minimum": 1},
+                "run_dir": _OPTIONAL_PATH,
+                "num_samples": {"type": "integer", "minimum": 1, "maximum": 64},
+            },
+        },
+        "evaluate": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "data": _OPTIONAL_PATH,
+                "batch_size": _POSITIVE_INT,
+            },
+        },
+    },
+}
+
+# Values a recipe gets for the keys it leaves out. `model` has no defaults beyond the
+# class's own constructor defaults; `train.run_dir: null` means `runs/<recipe name>`.
+DEFAULTS = {
+    "colorizer": {"image_size": 256, "loss": "l2"},
+    "optimizer": {"name": "adam", "learning_rate": 1.0e-3},
+    "data": {
+        "validation": None,
+        "validation_fraction": 0.0,
+        "resize_to": None,
+        "drop_grayscale": None,
+        "repeat": 1,
+        "cache": "auto",
+        "workers": 2,
+    },
+    "train": {
+        "epochs": 10,
+        "batch_size": 16,
+        "seed": 0,
+        "steps_per_epoch": None,
+        "run_dir": None,
+        "num_samples": 4,
+    },
+    "evaluate": {"data": None, "batch_size": 16},
+}
+
+SECTION_ORDER = (
+    "name",
+    "description",
+    "base",
+    "model",
+    "colorizer",
+    "optimizer",
+    "data",
+    "train",
+    "evaluate",
+)
+
+
+def section_keys(section):
+    """The keys a section of the schema knows, in schema order.
+
+    Args:
+        section: str or None. A top-level section name, or None for the top level.
+
+    Returns:
+        A list of key names.
+    """
+    if section is None:
+        return list(RECIPE_SCHEMA["properties"])
+    return list(RECIPE_SCHEMA["properties"][section].get("properties", {}))
+
+
+def default_sections():
+    """A fresh deep copy of `DEFAULTS`."""
+    return copy.deepcopy(DEFAULTS)
