@@ -79,6 +79,33 @@ def select_backend(backend):
     os.environ["KERAS_BACKEND"] = backend
 
 
+def import_keras_quietly():
+    """Import Keras (and so the backend library) with its C++ start-up lines hidden.
+
+    TensorFlow writes informational lines to file descriptor 2 before its logging is
+    configured, where no setting can silence them. They are captured during the import
+    and shown only if the import fails.
+    """
+    if "keras" in sys.modules:
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _backend_option(function):
     return click.option(
         "--backend",
@@ -181,6 +208,7 @@ def fit(recipe, overrides, resume, run_dir, backend):
       keras-colorize fit unet_v1 --set data.train=photos/ --resume
     """
     select_backend(backend)
+    import_keras_quietly()
     from keras_colorize.recipes import load_recipe
     from keras_colorize.training.run import run_training
 
@@ -252,6 +280,7 @@ def evaluate(checkpoint, data, size, batch_size, output, overwrite, backend):
       keras-colorize evaluate runs/quickstart/checkpoints/best.keras --data photos/
     """
     select_backend(backend)
+    import_keras_quietly()
     import json
 
     from PIL import Image
@@ -394,6 +423,7 @@ def colorize(checkpoint, inputs, output, overwrite, backend):
       keras-colorize colorize runs/quickstart/checkpoints/best.keras old_photos/ -o colorized/
     """
     select_backend(backend)
+    import_keras_quietly()
     import keras
     from PIL import Image
 
@@ -466,6 +496,7 @@ def _summary_line(cls):
 def models(backend):
     """List the model zoo: name, parameters at the default configuration, description."""
     select_backend(backend)
+    import_keras_quietly()
     import keras
 
     from keras_colorize.models import get_model_class, list_models
