@@ -22,9 +22,8 @@ from keras_colorize.cli import cli
 from keras_colorize.colorizer import load_colorizer
 from keras_colorize.data import sample_photos
 from keras_colorize.recipes import load_recipe
+from tests.test_case import REPO_ROOT, other_backend
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OTHER_BACKEND = {"tensorflow": "jax", "jax": "torch", "torch": "jax"}
 
 TINY = """\
 # A tiny recipe for tests.
@@ -364,7 +363,7 @@ def test_models_recipes_and_samples(tmp_path):
 
 
 def test_backend_cannot_change_after_keras_is_imported():
-    other = OTHER_BACKEND[keras.backend.backend()]
+    other = other_backend()
     for args in (["--backend", other, "models"], ["models", "--backend", other]):
         result = invoke(*args)
         assert_one_line_error(result, f"already imported with the {keras.backend.backend()} backend", other)
@@ -372,7 +371,7 @@ def test_backend_cannot_change_after_keras_is_imported():
 
 
 def test_backend_option_selects_the_backend_in_a_fresh_process():
-    other = OTHER_BACKEND[keras.backend.backend()]
+    other = other_backend()
     env = dict(os.environ, KERAS_BACKEND=keras.backend.backend(), PYTHONPATH=REPO_ROOT)
     result = subprocess.run(
         [sys.executable, "-m", "keras_colorize.cli", "--backend", other, "models"],
