@@ -38,6 +38,11 @@ def _to_uint8(rgb):
     return np.clip(np.rint(ops.convert_to_numpy(rgb) * 255.0), 0, 255).astype("uint8")
 
 
+def ab_output(outputs):
+    """The ab prediction of a generator's outputs: the tensor itself, or its "ab" entry."""
+    return outputs["ab"] if isinstance(outputs, dict) else outputs
+
+
 def gray_baseline(images):
     """The trivial colorization: L kept, ab = 0.
 
@@ -65,7 +70,8 @@ class Colorizer(keras.Model):
 
     Args:
         generator: keras.Model. Maps model-space L in [-1, 1], shape (N, H, W, 1),
-            to ab in [-1, 1], shape (N, H, W, 2).
+            to ab in [-1, 1], shape (N, H, W, 2), or to a dict whose "ab" entry is
+            that (extra outputs such as class logits are ignored here).
         image_size: int or (int, int). The size (height, width) the generator sees
             at inference. Defaults to 256.
 
@@ -98,7 +104,7 @@ class Colorizer(keras.Model):
 
     def call(self, images, training=None):
         l_norm = normalize_l(rgb_to_lightness(images, "channels_last"))
-        return self.generator(l_norm, training=training)
+        return ab_output(self.generator(l_norm, training=training))
 
     def compile(self, optimizer="adam", loss="l2", metrics=None, **kwargs):
         """Configure training.
@@ -171,7 +177,7 @@ class Colorizer(keras.Model):
         l_small = ops.image.resize(
             ops.convert_to_tensor(normalize_l(lightness)[None]), self.image_size, antialias=True, data_format="channels_last"
         )
-        ab_small = self.generator.predict_on_batch(l_small)
+        ab_small = ab_output(self.generator.predict_on_batch(l_small))
         ab_full = ops.convert_to_numpy(
             ops.image.resize(ops.convert_to_tensor(ab_small), (height, width), data_format="channels_last")
         )[0]

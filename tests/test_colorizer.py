@@ -146,3 +146,15 @@ def test_saved_under_one_backend_loads_under_another(photos_64, tmp_path):
         """,
     )
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-5)
+
+
+def test_generators_with_extra_outputs_use_their_ab(photos_64):
+    inputs = keras.Input((None, None, 1))
+    features = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    ab = keras.layers.Conv2D(2, 3, padding="same", activation="tanh")(features)
+    logits = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(features))
+    generator = keras.Model(inputs, {"ab": ab, "class_logits": logits})
+    colorizer = Colorizer(generator, image_size=64)
+    run_colorizer_test(colorizer, photos_64[:4])
+    image = np.rint(photos_64[1] * 255).astype("uint8")
+    assert colorizer.colorize(image[:40, :50]).shape == (40, 50, 3)
