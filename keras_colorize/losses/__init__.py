@@ -1,5 +1,26 @@
-"""Losses: reconstruction (L1, L2, Huber)."""
+"""Losses: reconstruction (L1, L2, Huber), adversarial (GAN, WGAN-GP) and classification."""
 
+from keras_colorize.losses.adversarial import (
+    discriminator_bce_loss,
+    generator_bce_loss,
+    gradient_penalty,
+    interpolate,
+    wasserstein_critic_loss,
+    wasserstein_generator_loss,
+)
+from keras_colorize.losses.classification import class_accuracy, class_cross_entropy, class_kl_divergence
 from keras_colorize.losses.reconstruction import RECONSTRUCTION_LOSSES, get_reconstruction_loss
 
-__all__ = ["RECONSTRUCTION_LOSSES", "get_reconstruction_loss"]
+__all__ = [
+    "RECONSTRUCTION_LOSSES",
+    "class_accuracy",
+    "class_cross_entropy",
+    "class_kl_divergence",
+    "discriminator_bce_loss",
+    "generator_bce_loss",
+    "get_reconstruction_loss",
+    "gradient_penalty",
+    "interpolate",
+    "wasserstein_critic_loss",
+    "wasserstein_generator_loss",
+]
