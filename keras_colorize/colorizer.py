@@ -90,6 +90,11 @@ class Colorizer(keras.Model):
         if isinstance(image_size, int):
             image_size = (image_size, image_size)
         self.image_size = tuple(int(s) for s in image_size)
+        fixed_size = getattr(generator, "image_size", None)
+        if fixed_size is not None and tuple(np.broadcast_to(fixed_size, 2)) != self.image_size:
+            raise UserInputError(
+                f"image_size {self.image_size} must match the {type(generator).__name__}'s fixed input size {fixed_size}"
+            )
         divisor = getattr(generator, "size_divisor", 1)
         if any(s % divisor for s in self.image_size):
             raise UserInputError(

@@ -158,3 +158,20 @@ def test_generators_with_extra_outputs_use_their_ab(photos_64):
     run_colorizer_test(colorizer, photos_64[:4])
     image = np.rint(photos_64[1] * 255).astype("uint8")
     assert colorizer.colorize(image[:40, :50]).shape == (40, 50, 3)
+
+
+def test_a_fixed_size_generator_must_match_the_image_size():
+    from keras_colorize.models import ChromaGANGenerator
+
+    generator = ChromaGANGenerator(
+        num_classes=3,
+        encoder_filters=(8, 8, 8, 8, 8),
+        decoder_filters=(8, 8, 8, 8),
+        branch_filters=(8, 8),
+        fusion_units=(8,),
+        head_units=(8,),
+        image_size=64,
+    )
+    with pytest.raises(UserInputError, match="fixed input size 64"):
+        Colorizer(generator, image_size=32)
+    assert Colorizer(generator, image_size=64).image_size == (64, 64)

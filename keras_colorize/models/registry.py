@@ -1,4 +1,4 @@
-"""The model zoo: the Keras serialization registry, filtered to generator classes.
+"""The model zoo: the Keras serialization registry, filtered to zoo classes.
 
 A zoo class is registered once with `register_model`; `list_models()` and
 `get_model()` read Keras's registry, so there is no second list to keep in sync.
@@ -17,7 +17,7 @@ def register(cls):
 
 
 def register_model(cls):
-    """Register a zoo generator: serializable, and listed by `list_models()`."""
+    """Register a zoo network (generator or critic): serializable, listed by `list_models()`."""
     cls.is_zoo_model = True
     return register(cls)
 
