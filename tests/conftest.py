@@ -25,6 +25,24 @@ def pytest_report_header(config):
     return f"keras backend: {os.environ.get('KERAS_BACKEND', 'tensorflow (default)')}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fast_jax_initializers():
+    """Under JAX, the partitionable threefry generator compiles for seconds per new
+    kernel shape on CPU; the classic generator draws the same distributions and
+    compiles fast. Applies to the test processes only."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        yield
+        return
+    import jax
+
+    previous = jax.config.jax_threefry_partitionable
+    jax.config.update("jax_threefry_partitionable", False)
+    yield
+    jax.config.update("jax_threefry_partitionable", previous)
+
+
 def _wheel_photo_paths():
     import skimage.data
     import sklearn.datasets

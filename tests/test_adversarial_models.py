@@ -15,22 +15,6 @@ from tests.test_case import gradient, run_model_saving_test, run_serialization_t
 TINY_CRITIC = {"filters": (8, 8, 8, 8)}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_jax_initializers():
-    """Under JAX, compiling the partitionable threefry generator for each new
-    rank-4 kernel shape takes seconds on CPU; the classic one draws the same
-    distribution and compiles fast. Restored after this module."""
-    if keras.backend.backend() != "jax":
-        yield
-        return
-    import jax
-
-    previous = jax.config.jax_threefry_partitionable
-    jax.config.update("jax_threefry_partitionable", False)
-    yield
-    jax.config.update("jax_threefry_partitionable", previous)
-
-
 # 64x64 input: encoder 32, 16, 8, 4, 2 (a 2x2 bottleneck, so the fused vector is
 # broadcast); branch from encoder_3 (8x8x8) through 2 blocks to 2x2x8. Equal
 # widths keep the number of distinct weight shapes (and JAX compilations) small.
