@@ -1,4 +1,4 @@
-"""Training: runs from recipes (run directory, resume), and their callbacks.
+"""Training: runs from recipes (run directory, resume), callbacks, adversarial trainers.
 
 Names resolve lazily so that importing this package does not import Keras.
 
@@ -10,6 +10,11 @@ Example:
 import importlib
 
 _EXPORTS = {
+    "AdversarialTrainer": "keras_colorize.training.gan",
+    "GANTrainer": "keras_colorize.training.gan",
+    "WGANGPTrainer": "keras_colorize.training.gan",
+    "input_gradients": "keras_colorize.training.gradients",
+    "value_and_gradients": "keras_colorize.training.gradients",
     "AtomicCheckpoint": "keras_colorize.training.callbacks",
     "LossCurve": "keras_colorize.training.callbacks",
     "SampleGrid": "keras_colorize.training.callbacks",

@@ -1,0 +1,598 @@
+"""Adversarial trainers: conditional GAN (pix2pix) and WGAN-GP, one step for every backend.
+
+Each trainer is a `keras.Model` holding a generator (model-space L -> ab) and a
+discriminator or critic (L and ab concatenated -> patch logits). Its
+`train_step` is written once over `keras.ops`; gradients go through the seam in
+`keras_colorize.training.gradients`. Both networks' optimizers live in one
+`keras.optimizers.MultiOptimizer` (`trainer.optimizer`), so that every backend's
+`fit()` (JAX's compiled, stateless step included) carries and saves both states.
+
+References:
+    Isola et al., "Image-to-Image Translation with Conditional Adversarial
+    Networks", CVPR 2017.
+    Gulrajani et al., "Improved Training of Wasserstein GANs", NeurIPS 2017.
+    Vitoria et al., "ChromaGAN: Adversarial Picture Colorization with Semantic
+    Class Distribution", WACV 2020.
+"""
+
+import copy
+import re
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_colorize.color import model_outputs_to_rgb, normalize_l, rgb_to_lightness, rgb_to_model_inputs
+from keras_colorize.errors import UserInputError
+from keras_colorize.losses import get_reconstruction_loss
+from keras_colorize.models.registry import register
+from keras_colorize.training import gradients
+
+CLASS_TARGETS = ("labels", "teacher")
+
+
+def default_optimizer():
+    """Adam with learning rate 2e-4 and beta_1 = 0.5, the pix2pix setting."""
+    return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5)
+
+
+def _get_optimizer(optimizer):
+    if optimizer is None:
+        return default_optimizer()
+    return keras.optimizers.get(optimizer)
+
+
+def _split_outputs(outputs):
+    """(ab, class logits or None) from a generator's output (tensor or dict)."""
+    if isinstance(outputs, dict):
+        if "ab" not in outputs:
+            raise UserInputError(f"a generator returning a dict must have an 'ab' entry, got keys {sorted(outputs)}")
+        return outputs["ab"], outputs.get("class_logits")
+    return outputs, None
+
+
+def _has_class_branch(generator):
+    """Whether a (functional) generator returns a dict with "class_logits"."""
+    try:
+        outputs = generator.output
+    except (AttributeError, ValueError):
+        return False
+    return isinstance(outputs, dict) and "class_logits" in outputs
+
+
+class AdversarialTrainer(keras.Model):
+    """Shared machinery of `GANTrainer` and `WGANGPTrainer` (not registered).
+
+    Subclasses define the `adversary` property (the discriminator or critic) and implement
+    `adversarial_step(images, labels)`, which updates the networks and returns
+    nothing; the metrics are updated there, outside any differentiated function.
+    """
+
+    adversary_name = "discriminator"
+
+    def _setup(self, generator, adversary, lambda_adv, lambda_rec, reconstruction, lambda_class, class_target, teacher):
+        if class_target not in CLASS_TARGETS:
+            raise UserInputError(f"class_target must be one of {', '.join(CLASS_TARGETS)}, got {class_target!r}")
+        if class_target == "teacher" and teacher is None:
+            raise UserInputError("class_target 'teacher' needs a teacher classifier")
+        if generator is adversary:
+            raise UserInputError(f"the generator and the {self.adversary_name} must be different networks")
+        self.generator = generator
+        self.lambda_adv = float(lambda_adv)
+        self.lambda_rec = float(lambda_rec)
+        self.reconstruction = reconstruction
+        self.lambda_class = float(lambda_class)
+        self.class_target = class_target
+        self.teacher = teacher
+        if teacher is not None:
+            teacher.trainable = False
+        self.reconstruction_loss = get_reconstruction_loss(reconstruction)
+        self.uses_class_branch = self.lambda_class > 0 and _has_class_branch(generator)
+
+    def _make_trackers(self, names):
+        if self.uses_class_branch:
+            names = names + ["g_class", "class_accuracy"]
+        self._trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self.build()  # the networks are built; all state now exists
+
+    # ------------------------------------------------------------------ Keras API
+    @property
+    def metrics(self):
+        """The per-step logs: one `keras.metrics.Mean` per logged value."""
+        return list(self._trackers.values())
+
+    @property
+    def generator_optimizer(self):
+        """The generator's optimizer inside the `MultiOptimizer`."""
+        return self._sub_optimizer("generator")
+
+    @property
+    def discriminator_optimizer(self):
+        """The discriminator's (or critic's) optimizer inside the `MultiOptimizer`."""
+        return self._sub_optimizer("discriminator")
+
+    def _sub_optimizer(self, role):
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is None:
+            return None
+        # MultiOptimizer lists the mapped optimizers first, then the default one.
+        discriminator_optimizer, generator_optimizer = optimizer.optimizers
+        return generator_optimizer if role == "generator" else discriminator_optimizer
+
+    def build(self, input_shape=None):
+        if not self.generator.built:
+            self.generator.build((None, None, None, 1))
+        self.built = True
+
+    def call(self, images, training=False):
+        """Colorize: sRGB in [0, 1], (N, H, W, 3) -> model-space ab in [-1, 1], (N, H, W, 2)."""
+        l_norm, _ = rgb_to_model_inputs(images, "channels_last")
+        ab, _ = _split_outputs(self.generator(l_norm, training=training))
+        return ab
+
+    def compile(self, generator_optimizer=None, discriminator_optimizer=None, **kwargs):
+        """Configure training with one optimizer per network.
+
+        Both are held by one `keras.optimizers.MultiOptimizer` (`self.optimizer`)
+        that routes the adversary's variables by path to its optimizer (the
+        generator's and the adversary's variable paths must differ), so `fit()`
+        carries and checkpoints both states on every backend.
+
+        Args:
+            generator_optimizer: keras.optimizers.Optimizer, str or None. Defaults
+                to Adam(2e-4, beta_1=0.5).
+            discriminator_optimizer: keras.optimizers.Optimizer, str or None. The
+                discriminator's (critic's). Defaults to Adam(2e-4, beta_1=0.5).
+            **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`,
+                `steps_per_execution`); `optimizer`, `loss` and `metrics` are not
+                accepted.
+        """
+        for key in ("optimizer", "loss", "metrics"):
+            if kwargs.get(key) is not None:
+                raise UserInputError(
+                    f"{type(self).__name__}.compile takes generator_optimizer and discriminator_optimizer, not {key}"
+                )
+            kwargs.pop(key, None)
+        generator_optimizer = _get_optimizer(generator_optimizer)
+        discriminator_optimizer = _get_optimizer(discriminator_optimizer)
+        if generator_optimizer is discriminator_optimizer:
+            raise UserInputError("the generator and the discriminator need two distinct optimizer objects")
+        routes = keras.optimizers.OptimizerMap(
+            default_optimizer=generator_optimizer,
+            optimizer_map={re.escape(v.path): discriminator_optimizer for v in self.adversary.trainable_variables},
+        )
+        for variable in self.generator.trainable_variables:
+            if routes(variable) is not generator_optimizer:
+                raise UserInputError(
+                    f"the generator and the {self.adversary_name} both have a variable {variable.path!r}; "
+                    f"give their layers distinct names"
+                )
+        self._optimizer_config = {
+            "generator_optimizer": keras.saving.serialize_keras_object(generator_optimizer),
+            "discriminator_optimizer": keras.saving.serialize_keras_object(discriminator_optimizer),
+        }
+        super().compile(optimizer=keras.optimizers.MultiOptimizer(routes), **kwargs)
+        self.optimizer.build(self.trainable_variables)
+
+    def get_compile_config(self):
+        if not getattr(self, "compiled", False) or not hasattr(self, "_optimizer_config"):
+            return None
+        return dict(self._optimizer_config)
+
+    def compile_from_config(self, config):
+        """Restore `compile()` (both optimizers) when a `.keras` file loads."""
+        self.compile(
+            generator_optimizer=keras.saving.deserialize_keras_object(config["generator_optimizer"]),
+            discriminator_optimizer=keras.saving.deserialize_keras_object(config["discriminator_optimizer"]),
+        )
+
+    def train_step(self, *args):
+        """One adversarial step on a batch: sRGB in [0, 1], or (sRGB, int labels).
+
+        On JAX `fit()` calls `train_step(state, data)` and gets `(logs, state)`
+        back; on TensorFlow and PyTorch `train_step(data)` returns the logs.
+        """
+        state, data = args if len(args) == 2 else (None, args[0])
+
+        def step():
+            images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
+            images = ops.convert_to_tensor(images, "float32")
+            self.adversarial_step(images, labels)
+            self.optimizer.iterations.assign_add(1)
+            return {name: tracker.result() for name, tracker in self._trackers.items()}
+
+        return gradients.run_stateful_step(self, state, step)
+
+    # ------------------------------------------------------------- shared pieces
+    def generate(self, l_norm, training=True):
+        """Run the generator: model-space L -> (ab, class logits or None)."""
+        return _split_outputs(self.generator(l_norm, training=training))
+
+    def class_targets(self, l_norm, labels):
+        """Integer labels or teacher probabilities for the class term, per `class_target`."""
+        if self.class_target == "teacher":
+            gray = model_outputs_to_rgb(l_norm, ops.zeros_like(ops.concatenate([l_norm, l_norm], axis=-1)), "channels_last")
+            return ops.stop_gradient(self.teacher(gray, training=False))
+        if labels is None:
+            raise UserInputError(
+                f"{type(self).__name__} with lambda_class > 0 and class_target 'labels' needs integer class labels: "
+                f"fit(images, labels)"
+            )
+        return labels
+
+    def class_terms(self, targets, logits):
+        """(class loss, accuracy) of class logits against labels or teacher probabilities."""
+        from keras_colorize.losses.classification import class_accuracy, class_cross_entropy, class_kl_divergence
+
+        if self.class_target == "teacher":
+            loss = class_kl_divergence(targets, logits)
+            labels = ops.argmax(targets, axis=-1)
+        else:
+            loss = class_cross_entropy(targets, logits)
+            labels = targets
+        return loss, class_accuracy(labels, logits)
+
+    def generator_objective(self, l_norm, ab_real, targets, adversarial_loss):
+        """The generator's total loss and its terms, for `value_and_gradients`.
+
+        Args:
+            l_norm: model-space L in [-1, 1], (N, H, W, 1).
+            ab_real: model-space ab in [-1, 1], (N, H, W, 2).
+            targets: class targets or None.
+            adversarial_loss: callable. Adversary scores of the fakes -> loss.
+
+        Returns:
+            A callable for `gradients.value_and_gradients`.
+        """
+
+        def objective():
+            ab_fake, logits = self.generate(l_norm, training=True)
+            scores = self.adversary(ops.concatenate([l_norm, ab_fake], axis=-1), training=True)
+            g_adv = adversarial_loss(scores)
+            g_rec = self.reconstruction_loss(ab_real, ab_fake)
+            total = self.lambda_adv * g_adv + self.lambda_rec * g_rec
+            terms = {"g_adv": g_adv, "g_rec": g_rec}
+            if self.uses_class_branch:
+                g_class, accuracy = self.class_terms(targets, logits)
+                total = total + self.lambda_class * g_class
+                terms.update(g_class=g_class, class_accuracy=accuracy)
+            return total, terms
+
+        return objective
+
+    def update_generator(self, l_norm, ab_real, targets, adversarial_loss):
+        """One generator update; returns its total loss and terms."""
+        variables = self.generator.trainable_variables
+        (total, terms), grads = gradients.value_and_gradients(
+            self.generator_objective(l_norm, ab_real, targets, adversarial_loss), variables
+        )
+        self.generator_optimizer.apply(grads, variables)
+        return dict(terms, g_total=total)
+
+    def predict_rgb(self, images, batch_size=32):
+        """Colorize a batch at its own size with the generator (inference mode).
+
+        Args:
+            images: sRGB in [0, 1], float32, shape (N, H, W, 3), at a size the
+                generator accepts.
+            batch_size: int. Defaults to 32.
+
+        Returns:
+            NumPy float32 sRGB in [0, 1], shape (N, H, W, 3).
+        """
+        images = np.asarray(images, "float32")
+        ab = self.predict(images, batch_size=batch_size, verbose=0)
+        l_norm = normalize_l(rgb_to_lightness(ops.convert_to_tensor(images), "channels_last"))
+        return ops.convert_to_numpy(model_outputs_to_rgb(l_norm, ops.convert_to_tensor(ab), "channels_last"))
+
+    def colorizer(self, image_size=256):
+        """The trained generator as a `keras_colorize.Colorizer` (for colorize/evaluate).
+
+        Args:
+            image_size: int or (int, int). The size the generator sees at
+                inference. Defaults to 256.
+        """
+        from keras_colorize.colorizer import Colorizer
+
+        return Colorizer(self.generator, image_size=image_size)
+
+    def _base_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "lambda_adv": self.lambda_adv,
+            "lambda_rec": self.lambda_rec,
+            "reconstruction": self.reconstruction
+            if isinstance(self.reconstruction, str)
+            else keras.saving.serialize_keras_object(self.reconstruction),
+            "lambda_class": self.lambda_class,
+            "class_target": self.class_target,
+            "teacher": None if self.teacher is None else keras.saving.serialize_keras_object(self.teacher),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = copy.deepcopy(config)  # deserializing may consume nested configs
+        for key in ("generator", "discriminator", "critic", "teacher", "reconstruction"):
+            if key == "reconstruction" and not isinstance(config.get(key), dict):
+                continue
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+@register
+class GANTrainer(AdversarialTrainer):
+    """Conditional GAN (pix2pix) with reconstruction and optional class terms.
+
+    On every batch the discriminator takes one step, then the generator. The
+    discriminator sees model-space L concatenated with the true ab and with the
+    generated ab; its loss is the mean of the real and fake binary cross-entropies,
+    with one-sided label smoothing (real target `real_label`). The generator
+    minimises `lambda_adv * BCE(D(L, G(L)) -> 1) + lambda_rec * reconstruction(ab,
+    G(L)) + lambda_class * class loss`. The class term needs a generator returning
+    `{"ab", "class_logits"}`: cross-entropy with integer labels (`fit(images,
+    labels)`), or the KL divergence to a frozen `teacher` classifier's predicted
+    distribution on the gray image (no labels needed). The generator runs twice
+    per batch (for the discriminator step, then for its own), both in training
+    mode.
+
+    Logs: `loss` (discriminator loss + generator total loss, the value that
+    `TerminateOnNonFinite` and checkpoints watch), `d_loss`, `g_adv`, `g_rec`,
+    and with an active class branch `g_class` and `class_accuracy`.
+
+    Args:
+        generator: keras.Model. Model-space L in [-1, 1], (N, H, W, 1) -> ab in
+            [-1, 1], (N, H, W, 2), or a dict {"ab", "class_logits" (N, classes)}.
+        discriminator: keras.Model. L and ab concatenated, (N, H, W, 3) -> logits
+            (N, h, w, 1), e.g. `PatchGANDiscriminator`. Its variable paths
+            must differ from the generator's (true for the zoo models).
+        lambda_adv: float. Weight of the adversarial term. Defaults to 1.0.
+        lambda_rec: float. Weight of the reconstruction term. Defaults to 100.0.
+        reconstruction: str or keras loss. "l1", "l2", "huber" or a Keras loss on
+            model-space ab. Defaults to "l1".
+        lambda_class: float. Weight of the class term; used only when the
+            generator has a class branch. Defaults to 0.0.
+        real_label: float. Target of real pairs for the discriminator (one-sided
+            label smoothing). Defaults to 0.9.
+        class_target: "labels" or "teacher". Defaults to "labels".
+        teacher: keras.Model or None. Frozen classifier: the gray image, sRGB in
+            [0, 1], (N, H, W, 3) -> class probabilities (N, classes). Defaults to None.
+
+    Inputs of `fit`: sRGB in [0, 1], float32, (N, H, W, 3), optionally with int
+    labels (N,).
+
+    Example:
+    >>> from keras_colorize.models import PatchGANDiscriminator, UNetV1
+    >>> from keras_colorize.training import GANTrainer
+    >>> trainer = GANTrainer(
+    ...     UNetV1(encoder_filters=(8, 16), decoder_filters=(8,)),
+    ...     PatchGANDiscriminator(filters=(8, 16, 16, 16)),
+    ... )
+    >>> trainer.compile()  # Adam(2e-4, beta_1=0.5) for both networks
+    """
+
+    def __init__(
+        self,
+        generator,
+        discriminator,
+        lambda_adv=1.0,
+        lambda_rec=100.0,
+        reconstruction="l1",
+        lambda_class=0.0,
+        real_label=0.9,
+        class_target="labels",
+        teacher=None,
+        **kwargs,
+    ):
+        kwargs.setdefault("name", "gan_trainer")
+        super().__init__(**kwargs)
+        self.discriminator = discriminator
+        self.real_label = float(real_label)
+        self._setup(generator, discriminator, lambda_adv, lambda_rec, reconstruction, lambda_class, class_target, teacher)
+        self._make_trackers(["loss", "d_loss", "g_adv", "g_rec"])
+
+    @property
+    def adversary(self):
+        """The discriminator."""
+        return self.discriminator
+
+    def adversarial_step(self, images, labels):
+        from keras_colorize.losses.adversarial import discriminator_bce_loss, generator_bce_loss
+
+        l_norm, ab_real = rgb_to_model_inputs(images, "channels_last")
+        targets = self.class_targets(l_norm, labels) if self.uses_class_branch else None
+        real_pairs = ops.concatenate([l_norm, ab_real], axis=-1)
+        ab_fake = ops.stop_gradient(self.generate(l_norm, training=True)[0])
+        fake_pairs = ops.concatenate([l_norm, ab_fake], axis=-1)
+
+        def discriminator_objective():
+            real_logits = self.discriminator(real_pairs, training=True)
+            fake_logits = self.discriminator(fake_pairs, training=True)
+            return discriminator_bce_loss(real_logits, fake_logits, real_label=self.real_label), None
+
+        variables = self.discriminator.trainable_variables
+        (d_loss, _), grads = gradients.value_and_gradients(discriminator_objective, variables)
+        self.discriminator_optimizer.apply(grads, variables)
+
+        terms = self.update_generator(l_norm, ab_real, targets, generator_bce_loss)
+        self._trackers["loss"].update_state(d_loss + terms["g_total"])
+        self._trackers["d_loss"].update_state(d_loss)
+        for name in ("g_adv", "g_rec", "g_class", "class_accuracy"):
+            if name in self._trackers:
+                self._trackers[name].update_state(terms[name])
+
+    def get_config(self):
+        config = self._base_config()
+        config.update(
+            discriminator=keras.saving.serialize_keras_object(self.discriminator),
+            real_label=self.real_label,
+        )
+        return config
+
+
+@register
+class WGANGPTrainer(AdversarialTrainer):
+    """Wasserstein GAN with gradient penalty, reconstruction and optional class terms.
+
+    The critic takes a step on every batch: `mean(C(fake)) - mean(C(real))` plus
+    `gp_weight` times the gradient penalty `mean((||grad_ab C(L, ab_hat)|| - 1)^2)`
+    at random interpolates `ab_hat = alpha * ab_real + (1 - alpha) * ab_fake`,
+    alpha ~ U(0, 1) per sample (a `keras.random.SeedGenerator` owned by the
+    trainer). With `clip_value` the critic's weights are clipped to
+    `[-clip_value, clip_value]` after each step (the original WGAN; set
+    `gp_weight=0` for clipping alone). The generator takes a step on every
+    `n_critic`-th batch (batches n_critic, 2 n_critic, ... counted by
+    `trainer.optimizer.iterations`), minimising `-lambda_adv * mean(C(L, G(L))) +
+    lambda_rec * reconstruction + lambda_class * class loss`. The choice is a
+    conditional inside the compiled step (`gradients.cond_update`), so the
+    generator optimizer's iteration count, its learning-rate schedule and the
+    generator's weights advance only on generator steps.
+
+    Logs: `loss` (critic total loss, plus the generator's total loss on generator
+    batches), `critic_loss` (Wasserstein part), `gp`, and averaged over generator
+    batches only: `g_adv`, `g_rec`, and with an active class branch `g_class`
+    and `class_accuracy`.
+
+    Args:
+        generator: keras.Model. See `GANTrainer`.
+        critic: keras.Model. L and ab concatenated, (N, H, W, 3) -> scores
+            (N, h, w, 1), without BatchNorm (e.g.
+            `PatchGANDiscriminator(normalization=None)`).
+        lambda_adv: float. Weight of the adversarial term. Defaults to 0.1.
+        lambda_rec: float. Weight of the reconstruction term. Defaults to 1.0.
+        reconstruction: str or keras loss. Defaults to "l2".
+        lambda_class: float. Weight of the class term; used only when the
+            generator has a class branch. Defaults to 0.003.
+        gp_weight: float. Weight of the gradient penalty. Defaults to 10.0.
+        n_critic: int. Critic steps per generator step. Defaults to 5.
+        clip_value: float or None. Clip the critic's weights after each step.
+            Defaults to None.
+        class_target: "labels" or "teacher". Defaults to "labels".
+        teacher: keras.Model or None. See `GANTrainer`. Defaults to None.
+        seed: int or None. Seed of the interpolation weights. Defaults to None.
+
+    Example:
+    >>> from keras_colorize.models import PatchGANDiscriminator, UNetV1
+    >>> from keras_colorize.training import WGANGPTrainer
+    >>> trainer = WGANGPTrainer(
+    ...     UNetV1(encoder_filters=(8, 16), decoder_filters=(8,)),
+    ...     PatchGANDiscriminator(filters=(8, 16, 16, 16), normalization=None),
+    ... )
+    >>> import keras
+    >>> trainer.compile(keras.optimizers.Adam(2e-5, beta_1=0.5), keras.optimizers.Adam(2e-5, beta_1=0.5))
+    """
+
+    adversary_name = "critic"
+
+    def __init__(
+        self,
+        generator,
+        critic,
+        lambda_adv=0.1,
+        lambda_rec=1.0,
+        reconstruction="l2",
+        lambda_class=0.003,
+        gp_weight=10.0,
+        n_critic=5,
+        clip_value=None,
+        class_target="labels",
+        teacher=None,
+        seed=None,
+        **kwargs,
+    ):
+        kwargs.setdefault("name", "wgan_gp_trainer")
+        super().__init__(**kwargs)
+        if int(n_critic) < 1:
+            raise UserInputError(f"n_critic must be at least 1, got {n_critic}")
+        if clip_value is not None and float(clip_value) <= 0:
+            raise UserInputError(f"clip_value must be positive or null, got {clip_value}")
+        self.critic = critic
+        self.gp_weight = float(gp_weight)
+        self.n_critic = int(n_critic)
+        self.clip_value = None if clip_value is None else float(clip_value)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed, name="interpolation_seed")
+        self._setup(generator, critic, lambda_adv, lambda_rec, reconstruction, lambda_class, class_target, teacher)
+        self._make_trackers(["loss", "critic_loss", "gp", "g_adv", "g_rec"])
+
+    def gradient_penalty_for(self, real_ab, fake_ab, l_norm, alpha):
+        """The gradient penalty at interpolates of real and generated ab.
+
+        Differentiable with respect to the critic's weights (second order).
+
+        Args:
+            real_ab: model-space ab in [-1, 1], (N, H, W, 2).
+            fake_ab: generated model-space ab, (N, H, W, 2).
+            l_norm: model-space L in [-1, 1], (N, H, W, 1), the condition.
+            alpha: interpolation weights in [0, 1], (N, 1, 1, 1).
+
+        Returns:
+            Scalar: mean over samples of (||d C(L, ab_hat) / d ab_hat||_2 - 1)^2.
+        """
+        from keras_colorize.losses.adversarial import gradient_penalty, interpolate
+
+        interpolates = interpolate(real_ab, fake_ab, alpha)
+
+        def critic_of_ab(ab):
+            return self.critic(ops.concatenate([l_norm, ab], axis=-1), training=True)
+
+        return gradient_penalty(gradients.input_gradients(critic_of_ab, interpolates))
+
+    @property
+    def adversary(self):
+        """The critic."""
+        return self.critic
+
+    def adversarial_step(self, images, labels):
+        from keras_colorize.losses.adversarial import wasserstein_critic_loss, wasserstein_generator_loss
+
+        l_norm, ab_real = rgb_to_model_inputs(images, "channels_last")
+        targets = self.class_targets(l_norm, labels) if self.uses_class_branch else None
+        ab_fake = ops.stop_gradient(self.generate(l_norm, training=True)[0])
+        alpha = keras.random.uniform((ops.shape(images)[0], 1, 1, 1), seed=self.seed_generator)
+
+        def critic_objective():
+            real_scores = self.critic(ops.concatenate([l_norm, ab_real], axis=-1), training=True)
+            fake_scores = self.critic(ops.concatenate([l_norm, ab_fake], axis=-1), training=True)
+            critic_loss = wasserstein_critic_loss(real_scores, fake_scores)
+            total = critic_loss
+            gp = ops.zeros((), "float32")
+            if self.gp_weight:
+                gp = self.gradient_penalty_for(ab_real, ab_fake, l_norm, alpha)
+                total = total + self.gp_weight * gp
+            return total, (critic_loss, gp)
+
+        variables = self.critic.trainable_variables
+        (critic_total, (critic_loss, gp)), grads = gradients.value_and_gradients(critic_objective, variables)
+        self.discriminator_optimizer.apply(grads, variables)
+        if self.clip_value is not None:
+            for variable in variables:
+                variable.assign(ops.clip(variable, -self.clip_value, self.clip_value))
+
+        names = ["g_total", "g_adv", "g_rec"] + (["g_class", "class_accuracy"] if self.uses_class_branch else [])
+        batch = self.optimizer.iterations + 1
+        is_generator_step = ops.equal(batch % self.n_critic, 0)
+        terms = gradients.cond_update(
+            is_generator_step,
+            lambda: self.update_generator(l_norm, ab_real, targets, wasserstein_generator_loss),
+            names,
+        )
+        weight = ops.cast(is_generator_step, "float32")
+        self._trackers["loss"].update_state(critic_total + terms["g_total"])
+        self._trackers["critic_loss"].update_state(critic_loss)
+        self._trackers["gp"].update_state(gp)
+        for name in names[1:]:
+            self._trackers[name].update_state(terms[name], sample_weight=weight)
+
+    def get_config(self):
+        config = self._base_config()
+        config.update(
+            critic=keras.saving.serialize_keras_object(self.critic),
+            gp_weight=self.gp_weight,
+            n_critic=self.n_critic,
+            clip_value=self.clip_value,
+            seed=self.seed,
+        )
+        return config

@@ -1,0 +1,284 @@
+"""The backend seam of the adversarial trainers: gradients and state handling.
+
+Keras abstracts layers, ops, optimizers and metrics over TensorFlow, JAX and
+PyTorch, but not the computation of gradients nor how a training step carries
+its state. This module is the one place where the trainers' code differs per
+backend; a `train_step` written over `keras.ops` calls these functions:
+
+- `value_and_gradients(fn, variables)`: gradients of a scalar loss with respect
+  to Keras variables (TensorFlow: `GradientTape`; PyTorch: `torch.autograd.grad`;
+  JAX: `jax.value_and_grad` of the function made stateless with
+  `keras.StatelessScope`). Variable updates made inside `fn` (BatchNorm moving
+  statistics, seed generators) are kept on every backend.
+- `input_gradients(fn, x)`: the gradient of `sum(fn(x))` with respect to a
+  tensor `x`, itself differentiable (second-order gradients, as the WGAN-GP
+  gradient penalty needs).
+- `run_stateful_step(model, state, step_fn)`: runs a step that reads and assigns
+  variables; on JAX it turns the stateless `(state, data)` call of `fit()` into
+  such a step and returns the new state.
+- `cond_update(pred, fn, output_names)`: runs `fn` (which may update variables)
+  only when `pred` holds, inside one compiled step.
+
+Example:
+>>> import keras
+>>> from keras_colorize.training.gradients import value_and_gradients
+>>> w = keras.Variable(3.0)
+>>> (loss, _), (grad,) = value_and_gradients(lambda: (w * w, None), [w])
+>>> float(grad)
+6.0
+"""
+
+import keras
+from keras import ops
+from keras.src.backend import get_stateless_scope
+
+
+def _backend():
+    return keras.backend.backend()
+
+
+def _zeros_for(variable):
+    return ops.zeros(variable.shape, dtype=variable.dtype)
+
+
+# --------------------------------------------------------------------------- JAX
+class _RecordingScope(keras.StatelessScope):
+    """A StatelessScope seeded with given values (id -> value) that records what is assigned."""
+
+    def __init__(self, mapping):
+        super().__init__()
+        self.state_mapping = dict(mapping)
+        self.assigned = {}
+
+    def add_update(self, update):
+        variable, _ = update
+        self.assigned[id(variable)] = variable
+        super().add_update(update)
+
+
+def _current_mapping():
+    """The variable values of the enclosing StatelessScope (id -> value), or {}."""
+    scope = get_stateless_scope()
+    return dict(scope.state_mapping) if scope is not None else {}
+
+
+def _write_back(updates, variables):
+    """Assign `updates` (id -> value) to `variables` (id -> variable).
+
+    Inside a StatelessScope (a compiled step) this records the new values in it;
+    outside, the variables are assigned directly.
+    """
+    for key, value in updates.items():
+        variables[key].assign(value)
+
+
+def _jax_value_and_gradients(fn, variables):
+    import jax
+
+    base = _current_mapping()
+    keys = [id(v) for v in variables]
+    values = [base.get(id(v), v.value) for v in variables]
+    scopes = []
+
+    def pure(values):
+        scope = _RecordingScope(base)
+        scope.state_mapping.update(zip(keys, values))
+        scopes.append(scope)
+        with scope:
+            loss, aux = fn()
+        updates = {key: scope.state_mapping[key] for key in scope.assigned if key not in keys}
+        return loss, (aux, updates)
+
+    (loss, (aux, updates)), grads = jax.value_and_grad(pure, has_aux=True)(values)
+    _write_back(updates, scopes[-1].assigned)
+    return (loss, aux), list(grads)
+
+
+def _jax_input_gradients(fn, x):
+    import jax
+    import jax.numpy as jnp
+
+    base = _current_mapping()
+    scopes = []
+
+    def pure(x):
+        scope = _RecordingScope(base)
+        scopes.append(scope)
+        with scope:
+            y = fn(x)
+        return jnp.sum(y), {key: scope.state_mapping[key] for key in scope.assigned}
+
+    grads, updates = jax.grad(pure, has_aux=True)(x)
+    _write_back(updates, scopes[-1].assigned)
+    return grads
+
+
+def _jax_cond_update(pred, fn, output_names):
+    import jax
+    import jax.numpy as jnp
+
+    if get_stateless_scope() is None:
+        raise RuntimeError("cond_update on JAX runs inside a training step (a StatelessScope holding its state)")
+    base = _current_mapping()
+    keys = list(base)
+    scopes = []
+
+    def run(values):
+        scope = _RecordingScope(dict(zip(keys, values)))
+        scopes.append(scope)
+        with scope:
+            outputs = fn()
+        unknown = [v.path for key, v in scope.assigned.items() if key not in base]
+        if unknown:
+            raise RuntimeError(f"cond_update: variables outside the step's state were assigned: {unknown}")
+        new_values = [scope.state_mapping[key] for key in keys]
+        return new_values, {name: jnp.asarray(outputs[name], "float32") for name in output_names}
+
+    def skip(values):
+        return list(values), {name: jnp.zeros((), "float32") for name in output_names}
+
+    values = [base[key] for key in keys]
+    new_values, outputs = jax.lax.cond(jnp.asarray(pred, bool), run, skip, values)
+    assigned = scopes[-1].assigned
+    new_by_key = dict(zip(keys, new_values))
+    _write_back({key: new_by_key[key] for key in assigned}, assigned)
+    return outputs
+
+
+# -------------------------------------------------------------------------- API
+def value_and_gradients(fn, variables):
+    """Evaluate `fn` and the gradients of its loss with respect to `variables`.
+
+    Args:
+        fn: callable. Takes no argument and returns `(loss, aux)`: a scalar loss
+            tensor and any structure of tensors returned alongside (or None). It
+            reads the variables through Keras layers or `variable.value`.
+        variables: list of keras.Variable. The variables to differentiate for.
+
+    Returns:
+        `((loss, aux), gradients)`, with one gradient per variable, in order
+        (zeros for a variable the loss does not depend on).
+    """
+    variables = list(variables)
+    backend = _backend()
+    if backend == "jax":
+        return _jax_value_and_gradients(fn, variables)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss, aux = fn()
+        grads = tape.gradient(loss, variables)
+        grads = [_zeros_for(v) if g is None else g for v, g in zip(variables, grads)]
+        return (loss, aux), grads
+    if backend == "torch":
+        import torch
+
+        loss, aux = fn()
+        grads = torch.autograd.grad(loss, [v.value for v in variables], allow_unused=True)
+        grads = [_zeros_for(v) if g is None else g for v, g in zip(variables, grads)]
+        return (loss, aux), grads
+    raise NotImplementedError(f"no gradient implementation for the {backend!r} backend")
+
+
+def input_gradients(fn, x):
+    """The gradient of `sum(fn(x))` with respect to the tensor `x`, differentiable.
+
+    The result can enter a loss that is then differentiated with respect to the
+    variables `fn` reads (second-order gradients, e.g. the WGAN-GP penalty).
+
+    Args:
+        fn: callable. Maps a tensor to a tensor.
+        x: tensor. The point at which to differentiate.
+
+    Returns:
+        A tensor of the shape of `x`.
+    """
+    backend = _backend()
+    if backend == "jax":
+        return _jax_input_gradients(fn, ops.convert_to_tensor(x))
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.reduce_sum(fn(x))
+        return tape.gradient(y, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    if backend == "torch":
+        import torch
+
+        x = ops.convert_to_tensor(x)
+        if not x.requires_grad:
+            x = x.detach().requires_grad_(True)
+        y = fn(x).sum()
+        (grad,) = torch.autograd.grad(y, x, create_graph=True, allow_unused=True)
+        return torch.zeros_like(x) if grad is None else grad
+    raise NotImplementedError(f"no gradient implementation for the {backend!r} backend")
+
+
+def cond_update(pred, fn, output_names):
+    """Run `fn` only when `pred` is true, inside one compiled step.
+
+    `fn` may update variables (apply an optimizer, move BatchNorm statistics);
+    when `pred` is false nothing changes. TensorFlow and JAX build both branches
+    into the compiled step (`ops.cond`; on JAX `jax.lax.cond` over the step's
+    state), so the skipped work costs nothing; PyTorch runs eagerly.
+
+    Args:
+        pred: scalar boolean tensor.
+        fn: callable. Takes no argument and returns a dict of scalar tensors
+            whose keys are `output_names`.
+        output_names: sequence of str. The keys of `fn`'s result.
+
+    Returns:
+        A dict of float32 scalars: `fn`'s outputs, or zeros when skipped.
+    """
+    output_names = tuple(output_names)
+
+    def run():
+        outputs = fn()
+        return {name: ops.cast(outputs[name], "float32") for name in output_names}
+
+    def skip():
+        return {name: ops.zeros((), "float32") for name in output_names}
+
+    if _backend() == "jax":
+        return _jax_cond_update(pred, run, output_names)
+    return ops.cond(pred, run, skip)
+
+
+def run_stateful_step(model, state, step_fn):
+    """Run a step that reads and assigns variables, statelessly on JAX.
+
+    On JAX, `fit()` calls `train_step(state, data)` with the values of
+    `model.trainable_variables`, `model.non_trainable_variables`,
+    `model.optimizer.variables` and `model.metrics_variables`, and expects the
+    new values back: the step runs in a `keras.StatelessScope` holding them.
+    Other backends call `train_step(data)` and update variables in place.
+
+    Args:
+        model: keras.Model. The trainer.
+        state: tuple of 4 lists (JAX) or None (other backends).
+        step_fn: callable. Takes no argument, runs the step, returns the logs.
+
+    Returns:
+        `logs` when `state` is None, else `(logs, new_state)`.
+    """
+    if state is None:
+        return step_fn()
+    groups = (
+        model.trainable_variables,
+        model.non_trainable_variables,
+        model.optimizer.variables,
+        model.metrics_variables,
+    )
+    mapping = [(variable, value) for group, values in zip(groups, state) for variable, value in zip(group, values)]
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        logs = step_fn()
+    new_state = tuple(
+        [scope.get_current_value(variable) if scope.get_current_value(variable) is not None else value
+         for variable, value in zip(group, values)]
+        for group, values in zip(groups, state)
+    )
+    return logs, new_state
