@@ -43,6 +43,20 @@ def ab_output(outputs):
     return outputs["ab"] if isinstance(outputs, dict) else outputs
 
 
+def recombine(images, ab):
+    """sRGB images with their ab replaced by a prediction (their own L* kept).
+
+    Args:
+        images: sRGB in [0, 1], float, shape (N, H, W, 3).
+        ab: model-space ab in [-1, 1], shape (N, H, W, 2).
+
+    Returns:
+        NumPy float32 sRGB in [0, 1], shape (N, H, W, 3).
+    """
+    l_norm = normalize_l(rgb_to_lightness(ops.convert_to_tensor(np.asarray(images, "float32")), "channels_last"))
+    return ops.convert_to_numpy(model_outputs_to_rgb(l_norm, ops.convert_to_tensor(ab), "channels_last"))
+
+
 def gray_baseline(images):
     """The trivial colorization: L kept, ab = 0.
 
@@ -154,9 +168,7 @@ class Colorizer(keras.Model):
             NumPy float32 sRGB in [0, 1], shape (N, H, W, 3).
         """
         images = np.asarray(images, "float32")
-        ab = self.predict(images, batch_size=batch_size, verbose=0)
-        l_norm = normalize_l(rgb_to_lightness(ops.convert_to_tensor(images), "channels_last"))
-        return ops.convert_to_numpy(model_outputs_to_rgb(l_norm, ops.convert_to_tensor(ab), "channels_last"))
+        return recombine(images, self.predict(images, batch_size=batch_size, verbose=0))
 
     def colorize(self, image):
         """Colorize one photo of any size at full resolution.

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_colorize.color import model_outputs_to_rgb, normalize_l, rgb_to_lightness, rgb_to_model_inputs
+from keras_colorize.color import model_outputs_to_rgb, rgb_to_model_inputs
 from keras_colorize.errors import UserInputError
 from keras_colorize.losses import get_reconstruction_loss
 from keras_colorize.models.registry import register
@@ -280,10 +280,10 @@ class AdversarialTrainer(keras.Model):
         Returns:
             NumPy float32 sRGB in [0, 1], shape (N, H, W, 3).
         """
+        from keras_colorize.colorizer import recombine
+
         images = np.asarray(images, "float32")
-        ab = self.predict(images, batch_size=batch_size, verbose=0)
-        l_norm = normalize_l(rgb_to_lightness(ops.convert_to_tensor(images), "channels_last"))
-        return ops.convert_to_numpy(model_outputs_to_rgb(l_norm, ops.convert_to_tensor(ab), "channels_last"))
+        return recombine(images, self.predict(images, batch_size=batch_size, verbose=0))
 
     def colorizer(self, image_size=256):
         """The trained generator as a `keras_colorize.Colorizer` (for colorize/evaluate).
