@@ -92,11 +92,11 @@ class Colorizer(keras.Model):
     Inputs of `call`: sRGB in [0, 1], float32, shape (N, H, W, 3).
     Outputs of `call`: model-space ab in [-1, 1], shape (N, H, W, 2).
 
-    Example:
-    >>> from keras_colorize import Colorizer
-    >>> from keras_colorize.models import UNetV1
-    >>> colorizer = Colorizer(UNetV1(encoder_filters=(8, 16), decoder_filters=(8,)), image_size=32)
-    >>> colorizer.compile(optimizer="adam", loss="huber")
+    Examples:
+        >>> from keras_colorize import Colorizer
+        >>> from keras_colorize.models import UNetV1
+        >>> colorizer = Colorizer(UNetV1(encoder_filters=(8, 16), decoder_filters=(8,)), image_size=32)
+        >>> colorizer.compile(optimizer="adam", loss="huber")
     """
 
     def __init__(self, generator, image_size=256, **kwargs):
@@ -122,6 +122,17 @@ class Colorizer(keras.Model):
         self.built = True
 
     def call(self, images, training=None):
+        """Predict ab for a batch at its own size.
+
+        Args:
+            images: sRGB in [0, 1], float32, shape (N, H, W, 3), H and W divisible
+                by the generator's `size_divisor`.
+            training: bool or None. Training mode of the generator (dropout, batch
+                normalization). Defaults to None.
+
+        Returns:
+            Model-space ab in [-1, 1], shape (N, H, W, 2).
+        """
         l_norm = normalize_l(rgb_to_lightness(images, "channels_last"))
         return ab_output(self.generator(l_norm, training=training))
 
@@ -149,10 +160,17 @@ class Colorizer(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss between the predicted ab and the true ab of the batch `x`.
+
+        `x` is sRGB in [0, 1]; its model-space ab (ab / 128) is the target, so `y`
+        is ignored.
+        """
         _, target_ab = rgb_to_model_inputs(x, "channels_last")
         return super().compute_loss(x=x, y=target_ab, y_pred=y_pred, sample_weight=sample_weight, training=training)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Update the metrics on sRGB images: the batch `x` against the prediction
+        recombined with the batch's own L (both sRGB in [0, 1])."""
         l_norm = normalize_l(rgb_to_lightness(x, "channels_last"))
         rgb_pred = model_outputs_to_rgb(l_norm, y_pred, "channels_last")
         return super().compute_metrics(x, x, rgb_pred, sample_weight=sample_weight)
@@ -163,6 +181,7 @@ class Colorizer(keras.Model):
         Args:
             images: sRGB in [0, 1], float32, shape (N, H, W, 3), H and W divisible
                 by the generator's `size_divisor`.
+            batch_size: int. Images per generator call. Defaults to 32.
 
         Returns:
             NumPy float32 sRGB in [0, 1], shape (N, H, W, 3).
@@ -222,23 +241,53 @@ class Colorizer(keras.Model):
         return cls(**config)
 
 
-def load_colorizer(path):
-    """Load a Colorizer saved as a `.keras` file.
+def load_checkpoint(path):
+    """Load any keras-colorize `.keras` checkpoint (a Colorizer or a trainer), compiled.
+
+    Args:
+        path: str or Path. The `.keras` file.
+
+    Returns:
+        The saved `keras.Model`, with its optimizer state.
 
     Raises:
-        UserInputError: the file is missing or is not a keras-colorize Colorizer.
+        UserInputError: the file is missing or cannot be loaded (one line).
     """
     import keras_colorize.metrics  # noqa: F401  (registers the metrics of saved compile configs)
     import keras_colorize.models  # noqa: F401  (registers the zoo)
+    import keras_colorize.training.gan  # noqa: F401  (registers the trainers)
 
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"{path}: checkpoint not found")
     try:
-        model = keras.saving.load_model(path)
+        return keras.saving.load_model(path)
     except Exception as error:  # Keras raises many types for a bad archive
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserInputError(f"{path}: cannot load checkpoint ({first_line})") from None
+
+
+def load_colorizer(path):
+    """Load a Colorizer saved as a `.keras` file, or the generator of a saved trainer.
+
+    Args:
+        path: str or Path. A `.keras` file holding a `Colorizer`, a `GANTrainer` or a
+            `WGANGPTrainer` (whose generator becomes a Colorizer at the trainer's
+            image size).
+
+    Returns:
+        A `Colorizer`.
+
+    Raises:
+        UserInputError: the file is missing or holds neither a Colorizer nor a trainer.
+    """
+    from keras_colorize.training.gan import AdversarialTrainer
+
+    path = Path(path)
+    model = load_checkpoint(path)
+
+    if isinstance(model, AdversarialTrainer):
+        return model.colorizer()
     if not isinstance(model, Colorizer):
-        raise UserInputError(f"{path}: holds a {type(model).__name__}, not a Colorizer")
+        raise UserInputError(f"{path}: holds a {type(model).__name__}, not a Colorizer or an adversarial trainer")
     return model

@@ -89,8 +89,8 @@ def save_comparison_grid(path, truth, prediction, gray=None, labels=COLUMN_LABEL
     Image.fromarray(grid).save(path, format=format)
 
 
-def plot_history(history, path, title=None, format="png"):
-    """Plot the training and validation losses per epoch.
+def plot_history(history, path, title=None, format="png", keys=("loss", "val_loss")):
+    """Plot training and validation losses per epoch.
 
     Args:
         history: dict. Maps `"epoch"` (1-based epoch numbers) and log names such
@@ -98,6 +98,8 @@ def plot_history(history, path, title=None, format="png"):
         path: str or Path. The output image file.
         title: str or None. The figure title. Defaults to None.
         format: str. Matplotlib output format. Defaults to "png".
+        keys: sequence of str. The logs to draw; `val_*` logs are dashed.
+            Defaults to ("loss", "val_loss").
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -107,7 +109,8 @@ def plot_history(history, path, title=None, format="png"):
     axes = figure.add_subplot(1, 1, 1)
     epochs = list(history.get("epoch", []))
     plotted = False
-    for key, style in (("loss", "-o"), ("val_loss", "--s")):
+    for key in keys:
+        style = "--s" if key.startswith("val_") else "-o"
         values = history.get(key)
         if values and epochs:
             axes.plot(epochs[: len(values)], values, style, markersize=3, label=key)
@@ -115,7 +118,7 @@ def plot_history(history, path, title=None, format="png"):
     axes.set_xlabel("epoch")
     axes.set_ylabel("loss")
     if plotted:
-        positive = [v for k in ("loss", "val_loss") for v in history.get(k, []) if v == v and v > 0]
+        positive = [v for k in keys for v in history.get(k, []) if v == v and v > 0]
         if positive and max(positive) / max(min(positive), 1e-12) > 50:
             axes.set_yscale("log")
         axes.legend()

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tifffile
-from data_helpers import (
+from tests.data_helpers import (
     photo,
     save,
     wheel_photo,

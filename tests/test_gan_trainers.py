@@ -147,6 +147,46 @@ def test_gan_trainer_fit_updates_both_networks(photos_32, tmp_path):
     assert colorizer.generator is trainer.generator and colorizer.image_size == (32, 32)
 
 
+@pytest.mark.parametrize("trainer_class", [GANTrainer, WGANGPTrainer])
+def test_perceptual_term_through_a_frozen_lpips(trainer_class, photos_32, lpips_weights_dir, tmp_path):
+    from keras_colorize.colorizer import load_checkpoint
+    from keras_colorize.metrics import lpips_distance
+
+    weights_file = tmp_path / "lpips_alex.npz"
+    weights_file.write_bytes((lpips_weights_dir / "lpips_alex.npz").read_bytes())
+    keras.utils.set_random_seed(2)
+    adversary = tiny_patchgan("batch" if trainer_class is GANTrainer else None)
+    extra = {} if trainer_class is GANTrainer else {"n_critic": 1, "lambda_class": 0.0}
+    trainer = trainer_class(
+        tiny_unet(), adversary, lambda_perceptual=0.5, perceptual_weights=weights_file, **extra
+    )
+    trainer.compile(generator_optimizer=adam(), discriminator_optimizer=adam())
+    # The network holds the converted weights: it equals the metric on the same images.
+    reference = to_numpy(lpips_distance(photos_32[:2], photos_32[2:4], weights=weights_file))
+    np.testing.assert_allclose(to_numpy(trainer.perceptual([photos_32[:2], photos_32[2:4]])), reference, rtol=1e-5)
+    lpips_before = snapshot(trainer.perceptual.variables)
+    generator_before = snapshot(trainer.generator.trainable_variables)
+    frozen = {id(v) for v in trainer.perceptual.variables}
+    assert not any(id(v) in frozen for v in trainer.trainable_variables)
+
+    history = trainer.fit(photos_32, batch_size=2, epochs=1, verbose=0, shuffle=False)
+
+    logs = (GAN_LOGS if trainer_class is GANTrainer else WGAN_LOGS) | {"g_perceptual"}
+    assert_finite_logs(history, logs)
+    assert 0 < history.history["g_perceptual"][0] < 1
+    assert not any(changed(lpips_before, trainer.perceptual.variables))  # frozen
+    assert all(changed(generator_before, trainer.generator.trainable_variables))
+
+    # A saved trainer loads without the weights file: the checkpoint holds them.
+    path = tmp_path / "trainer.keras"
+    trainer.save(path)
+    weights_file.unlink()
+    loaded = load_checkpoint(path)
+    assert loaded.lambda_perceptual == 0.5 and loaded.perceptual_weights == str(weights_file)
+    for expected, variable in zip(lpips_before, loaded.perceptual.variables):
+        np.testing.assert_array_equal(to_numpy(variable), expected)
+
+
 def test_gan_trainer_class_branch_with_labels(photos_32):
     keras.utils.set_random_seed(2)
     trainer = GANTrainer(tiny_chromagan(), tiny_patchgan(), lambda_class=1.0)

@@ -212,7 +212,9 @@ def test_base_of_builtin_and_no_chains(tmp_path, monkeypatch):
 
 def test_builtin_recipes_resolve_and_validate():
     found = list_builtin_recipes()
-    assert set(found) == {"quickstart", "unet_v1", "unet_v2"}
+    assert set(found) == {
+        "quickstart", "unet_v1", "unet_v2", "pix2pix", "gan_l1", "gan_l1_class", "wgan_gp_l2_class"
+    }
     assert all(description for description in found.values())
     for name in found:
         recipe = load_recipe(name)
@@ -258,7 +260,7 @@ def test_resolved_recipe_round_trips(tmp_path, monkeypatch):
     assert "# --set train.seed=3" in text
     assert "encoder_filters: [8, 16, 16]" in text
     parsed = yaml.safe_load(text)
-    assert list(parsed) == ["name", "model", "colorizer", "optimizer", "data", "train", "evaluate"]
+    assert list(parsed) == ["name", "model", "colorizer", "optimizer", "schedule", "data", "train", "evaluate"]
     # Defaults are filled in explicitly.
     assert parsed["data"]["repeat"] == 1 and parsed["evaluate"]["batch_size"] == 16
     (tmp_path / "resolved.yaml").write_text(text)

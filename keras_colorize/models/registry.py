@@ -16,10 +16,32 @@ def register(cls):
     return keras.saving.register_keras_serializable(package=PACKAGE)(cls)
 
 
-def register_model(cls):
-    """Register a zoo network (generator or critic): serializable, listed by `list_models()`."""
-    cls.is_zoo_model = True
-    return register(cls)
+ROLES = ("generator", "critic")
+
+
+def register_model(cls=None, role="generator"):
+    """Register a zoo network: serializable, listed by `list_models()`.
+
+    Use as `@register_model` (a generator: model-space L -> ab) or
+    `@register_model(role="critic")` (L and ab -> patch scores).
+
+    Args:
+        cls: type or None. The class, when used without arguments. Defaults to None.
+        role: "generator" or "critic". What a recipe may use the class as.
+            Defaults to "generator".
+
+    Returns:
+        The class itself (registered), or a decorator when `cls` is None.
+    """
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+
+    def decorate(cls):
+        cls.is_zoo_model = True
+        cls.zoo_role = role
+        return register(cls)
+
+    return decorate if cls is None else decorate(cls)
 
 
 def _zoo():
@@ -31,19 +53,32 @@ def _zoo():
     }
 
 
-def list_models():
+def list_models(role=None):
     """Names of the registered zoo models, sorted.
 
-    Example:
-    >>> from keras_colorize.models import list_models
-    >>> "UNetV1" in list_models()
-    True
+    Args:
+        role: "generator", "critic" or None (all). Defaults to None.
+
+    Examples:
+        >>> from keras_colorize.models import list_models
+        >>> "UNetV1" in list_models()
+        True
     """
-    return sorted(_zoo())
+    return sorted(name for name, cls in _zoo().items() if role is None or cls.zoo_role == role)
 
 
 def get_model_class(name):
-    """The zoo class registered as `name`; a one-line error names the choices."""
+    """The zoo class registered as `name`.
+
+    Args:
+        name: str. A name from `list_models()`.
+
+    Returns:
+        The registered `keras.Model` subclass.
+
+    Raises:
+        UserInputError: unknown name (the one-line message lists the zoo).
+    """
     zoo = _zoo()
     if name not in zoo:
         raise UserInputError(f"unknown model {name!r} (available: {', '.join(sorted(zoo))})")
@@ -53,8 +88,18 @@ def get_model_class(name):
 def get_model(name, **kwargs):
     """Build the zoo model `name` with constructor arguments `kwargs`.
 
-    Example:
-    >>> from keras_colorize.models import get_model
-    >>> model = get_model("UNetV2", encoder_filters=(8, 16), decoder_filters=(8,))
+    Args:
+        name: str. A name from `list_models()`.
+        **kwargs: constructor arguments of the class.
+
+    Returns:
+        The model, a new `keras.Model`.
+
+    Raises:
+        UserInputError: unknown name.
+
+    Examples:
+        >>> from keras_colorize.models import get_model
+        >>> model = get_model("UNetV2", encoder_filters=(8, 16), decoder_filters=(8,))
     """
     return get_model_class(name)(**kwargs)

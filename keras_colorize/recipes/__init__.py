@@ -2,13 +2,21 @@
 
 Importing this package does not import Keras (the command line chooses the backend first).
 
-Example:
->>> from keras_colorize.recipes import load_recipe, build_colorizer
->>> recipe = load_recipe("quickstart", overrides=["train.epochs=1"])
->>> colorizer = build_colorizer(recipe)
+Examples:
+    >>> from keras_colorize.recipes import load_recipe, build_colorizer
+    >>> recipe = load_recipe("quickstart", overrides=["train.epochs=1"])
+    >>> colorizer = build_colorizer(recipe)
 """
 
-from keras_colorize.recipes.builder import build_colorizer, build_datasets, build_generator, build_optimizer
+from keras_colorize.recipes.builder import (
+    build_colorizer,
+    build_datasets,
+    build_discriminator,
+    build_generator,
+    build_model,
+    build_optimizer,
+    build_trainer,
+)
 from keras_colorize.recipes.loader import (
     Recipe,
     RecipeError,
@@ -30,8 +38,11 @@ __all__ = [
     "RecipeError",
     "build_colorizer",
     "build_datasets",
+    "build_discriminator",
     "build_generator",
+    "build_model",
     "build_optimizer",
+    "build_trainer",
     "builtin_recipe_dir",
     "check_data_paths",
     "list_builtin_recipes",

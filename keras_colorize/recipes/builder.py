@@ -1,8 +1,11 @@
-"""Build the objects a recipe describes: generator, optimizer, colorizer and datasets.
+"""Build the objects a recipe describes: networks, optimizers, the model to fit, datasets.
 
 Every builder takes a loaded `Recipe` (see `load_recipe`) and turns a failure of the
 underlying constructor into a one-line `RecipeError` that names the file and the key.
 """
+
+import inspect
+from pathlib import Path
 
 from keras_colorize.errors import UserInputError
 from keras_colorize.recipes.loader import RecipeError, load_recipe
@@ -14,6 +17,15 @@ def _as_recipe(recipe):
     return recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
 
 
+def _trainer_default(trainer, key):
+    """The constructor default of a trainer argument (None without a trainer)."""
+    if not trainer:
+        return None
+    from keras_colorize.training import gan
+
+    return inspect.signature(getattr(gan, trainer["name"]).__init__).parameters[key].default
+
+
 def _first_line(error):
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -23,6 +35,24 @@ def _kwargs(section, skip=("name",)):
     return {key: (tuple(v) if isinstance(v, list) else v) for key, v in section.items() if key not in skip}
 
 
+def _build_zoo_network(recipe, section):
+    from keras_colorize import models
+
+    section_values = recipe[section]
+    kwargs = _kwargs(section_values)
+    if section == "model" and "image_size" not in kwargs:
+        # A generator with a fixed input size is built at the colorizer's size.
+        parameters = inspect.signature(models.get_model_class(section_values["name"])).parameters
+        if "image_size" in parameters:
+            kwargs["image_size"] = recipe["colorizer"]["image_size"]
+    try:
+        return models.get_model(section_values["name"], **kwargs)
+    except RecipeError:
+        raise
+    except (UserInputError, ValueError, TypeError) as error:
+        raise recipe.error(section, f"cannot build {section_values['name']}: {_first_line(error)}") from None
+
+
 def build_generator(recipe):
     """Build the generator named by the recipe's `model` section.
 
@@ -30,30 +60,51 @@ def build_generator(recipe):
         recipe: Recipe, dict, str or Path. A loaded recipe (anything else is loaded
             with `load_recipe`).
 
+    A generator with a fixed input size (an `image_size` argument, like
+    `ChromaGANGenerator`) is built at `colorizer.image_size` unless the `model`
+    section sets it.
+
     Returns:
         A `keras.Model` mapping model-space L in [-1, 1], shape (N, H, W, 1), to ab in
-        [-1, 1], shape (N, H, W, 2).
+        [-1, 1], shape (N, H, W, 2) (or a dict with "ab" and "class_logits").
 
     Raises:
         RecipeError: when the model cannot be built from these arguments.
     """
-    from keras_colorize import models
+    return _build_zoo_network(_as_recipe(recipe), "model")
 
+
+def build_discriminator(recipe):
+    """Build the discriminator (critic) named by the recipe's `discriminator` section.
+
+    Args:
+        recipe: Recipe, dict, str or Path. A loaded recipe with a `trainer`.
+
+    Returns:
+        A `keras.Model` mapping L and ab concatenated (model space, (N, H, W, 3)) to
+        patch logits (N, h, w, 1).
+
+    Raises:
+        RecipeError: when the recipe has no discriminator or it cannot be built.
+    """
     recipe = _as_recipe(recipe)
-    section = recipe["model"]
-    try:
-        return models.get_model(section["name"], **_kwargs(section))
-    except RecipeError:
-        raise
-    except (UserInputError, ValueError, TypeError) as error:
-        raise recipe.error("model", f"cannot build {section['name']}: {_first_line(error)}") from None
+    if "discriminator" not in recipe:
+        raise recipe.error("discriminator", "the recipe has no discriminator section")
+    return _build_zoo_network(recipe, "discriminator")
 
 
-def build_optimizer(recipe):
-    """Build the Keras optimizer of the recipe's `optimizer` section.
+def build_optimizer(recipe, section="optimizer", decay_steps=None):
+    """Build a Keras optimizer of the recipe, with its learning-rate schedule.
 
     Args:
         recipe: Recipe, dict, str or Path. A loaded recipe.
+        section: str. `"optimizer"` (the generator's) or `"discriminator_optimizer"`
+            (falls back to the `optimizer` settings when absent). Defaults to
+            "optimizer".
+        decay_steps: int or None. The optimizer's updates over the whole run; with
+            `schedule.name: cosine` the learning rate is annealed over them from
+            `learning_rate` to `schedule.final_learning_rate`. Defaults to None
+            (a constant learning rate).
 
     Returns:
         A `keras.optimizers.Optimizer`.
@@ -64,20 +115,115 @@ def build_optimizer(recipe):
     import keras
 
     recipe = _as_recipe(recipe)
-    section = recipe["optimizer"]
+    if section not in recipe:
+        section = "optimizer"
+    values = recipe[section]
+    kwargs = _kwargs(values)
+    schedule = recipe.get("schedule") or {}
+    if schedule.get("name") == "cosine" and decay_steps:
+        initial = float(kwargs.get("learning_rate", 1e-3))
+        final = float(schedule.get("final_learning_rate") or 0.0)
+        if final > initial:
+            raise recipe.error(
+                ("schedule", "final_learning_rate"), f"{final:g} is above {section}.learning_rate {initial:g}"
+            )
+        kwargs["learning_rate"] = keras.optimizers.schedules.CosineDecay(
+            initial, decay_steps=int(decay_steps), alpha=final / initial
+        )
     try:
-        return keras.optimizers.get({"class_name": section["name"], "config": _kwargs(section)})
+        return keras.optimizers.get({"class_name": values["name"], "config": kwargs})
     except (ValueError, TypeError) as error:
-        raise recipe.error("optimizer", f"cannot build {section['name']}: {_first_line(error)}") from None
+        raise recipe.error(section, f"cannot build {values['name']}: {_first_line(error)}") from None
 
 
-def build_colorizer(recipe, compile=True):
+def build_model(recipe, steps_per_epoch=None, compile=True):
+    """Build what a recipe trains: a `Colorizer`, or an adversarial trainer.
+
+    Args:
+        recipe: Recipe, dict, str or Path. A loaded recipe.
+        steps_per_epoch: int or None. Batches per epoch, for the learning-rate
+            schedule. Defaults to None.
+        compile: bool. Compile with the recipe's optimizers. Defaults to True.
+
+    Returns:
+        A `Colorizer` (no `trainer` section) or a `GANTrainer` / `WGANGPTrainer`;
+        both take sRGB in [0, 1], (N, image_size, image_size, 3).
+    """
+    recipe = _as_recipe(recipe)
+    if "trainer" in recipe:
+        return build_trainer(recipe, steps_per_epoch=steps_per_epoch, compile=compile)
+    return build_colorizer(recipe, compile=compile, steps_per_epoch=steps_per_epoch)
+
+
+def _load_teacher(recipe, path):
+    import keras
+
+    if not Path(path).is_file():
+        raise recipe.error(("trainer", "teacher"), f"file not found: {path}")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many types for a bad archive
+        raise recipe.error(("trainer", "teacher"), f"cannot load {path}: {_first_line(error)}") from None
+
+
+def build_trainer(recipe, steps_per_epoch=None, compile=True):
+    """Build the adversarial trainer of a recipe's `trainer` section.
+
+    The generator comes from `model`, the discriminator (critic) from
+    `discriminator`, their optimizers from `optimizer` and `discriminator_optimizer`
+    (with `schedule`); the trainer's arguments from `trainer`.
+
+    Args:
+        recipe: Recipe, dict, str or Path. A loaded recipe with a `trainer`.
+        steps_per_epoch: int or None. Batches per epoch, for the learning-rate
+            schedule (the WGAN-GP generator steps once every `n_critic` batches).
+            Defaults to None.
+        compile: bool. Compile with both optimizers. Defaults to True.
+
+    Returns:
+        A `GANTrainer` or `WGANGPTrainer` taking sRGB in [0, 1], (N, S, S, 3),
+        optionally with int32 labels (N,).
+
+    Raises:
+        RecipeError: when a network, the trainer or an optimizer cannot be built.
+    """
+    from keras_colorize.training import gan
+
+    recipe = _as_recipe(recipe)
+    if "trainer" not in recipe:
+        raise recipe.error("trainer", "the recipe has no trainer section")
+    section = recipe["trainer"]
+    cls = getattr(gan, section["name"])
+    kwargs = _kwargs(section)
+    if kwargs.get("teacher"):
+        kwargs["teacher"] = _load_teacher(recipe, kwargs["teacher"])
+    generator = build_generator(recipe)
+    discriminator = build_discriminator(recipe)
+    adversary_argument = "critic" if cls is gan.WGANGPTrainer else "discriminator"
+    image_size = recipe["colorizer"]["image_size"]
+    try:
+        trainer = cls(generator, **{adversary_argument: discriminator}, image_size=image_size, **kwargs)
+    except (UserInputError, ValueError, TypeError) as error:
+        raise recipe.error("trainer", f"cannot build {section['name']}: {_first_line(error)}") from None
+    if compile:
+        total = steps_per_epoch * recipe["train"]["epochs"] if steps_per_epoch else None
+        generator_steps = total // getattr(trainer, "n_critic", 1) if total else None
+        trainer.compile(
+            generator_optimizer=build_optimizer(recipe, "optimizer", decay_steps=generator_steps),
+            discriminator_optimizer=build_optimizer(recipe, "discriminator_optimizer", decay_steps=total),
+        )
+    return trainer
+
+
+def build_colorizer(recipe, compile=True, steps_per_epoch=None):
     """Build the Colorizer of a recipe, compiled with its optimizer and loss.
 
     Args:
         recipe: Recipe, dict, str or Path. A loaded recipe.
         compile: bool. Compile with the recipe's optimizer, `colorizer.loss` and the
             default sRGB metrics. Defaults to True.
+        steps_per_epoch: int or None. Batches per epoch, for the learning-rate
+            schedule. Defaults to None.
 
     Returns:
         A `keras_colorize.Colorizer` that takes sRGB in [0, 1], shape (N, H, W, 3),
@@ -96,7 +242,8 @@ def build_colorizer(recipe, compile=True):
     except (UserInputError, ValueError) as error:
         raise recipe.error(("colorizer", "image_size"), _first_line(error)) from None
     if compile:
-        colorizer.compile(optimizer=build_optimizer(recipe), loss=recipe["colorizer"]["loss"])
+        total = steps_per_epoch * recipe["train"]["epochs"] if steps_per_epoch else None
+        colorizer.compile(optimizer=build_optimizer(recipe, decay_steps=total), loss=recipe["colorizer"]["loss"])
     return colorizer
 
 
@@ -120,7 +267,7 @@ def build_datasets(recipe):
     data = recipe["data"]
     train = recipe["train"]
     try:
-        return make_datasets(
+        train_set, validation_set = make_datasets(
             data["train"],
             image_size=recipe["colorizer"]["image_size"],
             batch_size=train["batch_size"],
@@ -132,6 +279,7 @@ def build_datasets(recipe):
             repeat=data["repeat"],
             cache=data["cache"],
             workers=data["workers"],
+            with_labels=data["labels"],
         )
     except RecipeError:
         raise
@@ -139,3 +287,32 @@ def build_datasets(recipe):
         message = _first_line(error)
         key = "data.validation" if data["validation"] and str(data["validation"]) in message else "data.train"
         raise recipe.error(key, message) from None
+    _check_class_count(recipe, train_set)
+    return train_set, validation_set
+
+
+def _check_class_count(recipe, train_set):
+    """The generator's class count against the data's class sub-folders."""
+    num_classes = recipe["model"].get("num_classes")
+    if num_classes is None:
+        from keras_colorize import models
+
+        parameter = inspect.signature(models.get_model_class(recipe["model"]["name"])).parameters.get("num_classes")
+        num_classes = None if parameter is None else parameter.default
+    trainer = recipe.get("trainer") or {}
+    needs_labels = (
+        num_classes is not None
+        and trainer.get("class_target", "labels") == "labels"
+        and float(trainer.get("lambda_class", _trainer_default(trainer, "lambda_class")) or 0) > 0
+    )
+    if needs_labels and not recipe["data"]["labels"]:
+        raise recipe.error(
+            ("data", "labels"), "the class term needs labels: set data.labels: true (class sub-folders of data.train)"
+        )
+    if recipe["data"]["labels"] and num_classes is not None and len(train_set.class_names) != num_classes:
+        names = ", ".join(train_set.class_names[:5]) + (", ..." if len(train_set.class_names) > 5 else "")
+        raise recipe.error(
+            ("model", "num_classes"),
+            f"{num_classes} classes, but {recipe['data']['train']} has {len(train_set.class_names)} class "
+            f"sub-folders ({names})",
+        )

@@ -97,7 +97,20 @@ class Recipe(dict):
         self.overrides = list(overrides)
 
     def get_path(self, dotted, default=None):
-        """The value at a dotted key such as `"train.epochs"`, or `default`."""
+        """The value at a dotted key such as `"train.epochs"`, or `default`.
+
+        Args:
+            dotted: str. Section and key names joined by dots.
+            default: object. Returned when the key is absent. Defaults to None.
+
+        Returns:
+            The value.
+
+        Examples:
+            >>> from keras_colorize.recipes import load_recipe
+            >>> load_recipe("quickstart").get_path("colorizer.image_size")
+            64
+        """
         node = self
         for part in dotted.split("."):
             if not isinstance(node, dict) or part not in node:
@@ -316,10 +329,10 @@ def parse_override(text):
     Raises:
         RecipeError: if there is no `=`, the key is empty, or the value is not YAML.
 
-    Example:
-    >>> from keras_colorize.recipes import parse_override
-    >>> parse_override("train.epochs=3")
-    (('train', 'epochs'), 3)
+    Examples:
+        >>> from keras_colorize.recipes import parse_override
+        >>> parse_override("train.epochs=3")
+        (('train', 'epochs'), 3)
     """
     if "=" not in text:
         raise RecipeError(f"--set {text}: expected KEY=VALUE, e.g. --set train.epochs=3")
@@ -431,8 +444,12 @@ def _schema_error_to_recipe_error(recipe, error):
 
 
 def _check_value_type(value, default):
-    """True when `value` fits the type of a constructor default (None: unknown, accept)."""
-    if default is None or default is inspect.Parameter.empty:
+    """True when `value` fits the type of a constructor default (None: unknown, accept).
+
+    A null value is left to the constructor (many arguments take None to switch
+    something off, e.g. `normalization: null`).
+    """
+    if value is None or default is None or default is inspect.Parameter.empty:
         return True
     if isinstance(default, bool):
         return isinstance(value, bool)
@@ -480,32 +497,72 @@ def _check_kwargs(recipe, section, cls, kwargs, skip=("name",)):
         raise recipe.error((section, required[0]), f"required argument of {cls.__name__} is missing")
 
 
-def _check_model(recipe):
+def _check_zoo_class(recipe, section, role):
     from keras_colorize import models
 
-    name = recipe["model"]["name"]
-    available = list(models.list_models())
+    name = recipe[section]["name"]
+    available = list(models.list_models(role=role))
     if name not in available:
-        hint = difflib.get_close_matches(name, available, n=1)
-        did_you_mean = f"did you mean '{hint[0]}'? " if hint else ""
-        raise recipe.error(
-            ("model", "name"),
-            f"unknown model {name!r} ({did_you_mean}expected one of: {', '.join(available)})",
-        )
-    _check_kwargs(recipe, "model", models.get_model_class(name), recipe["model"])
+        what = "model" if role == "generator" else role
+        if name in models.list_models():
+            problem = f"{name} is a {models.get_model_class(name).zoo_role}, not a {role} ({role}s: {', '.join(available)})"
+        else:
+            hint = difflib.get_close_matches(name, available, n=1)
+            did_you_mean = f"did you mean '{hint[0]}'? " if hint else ""
+            problem = f"unknown {what} {name!r} ({did_you_mean}expected one of: {', '.join(available)})"
+        raise recipe.error((section, "name"), problem)
+    _check_kwargs(recipe, section, models.get_model_class(name), recipe[section])
 
 
-def _check_optimizer(recipe):
+def _check_model(recipe):
+    _check_zoo_class(recipe, "model", "generator")
+
+
+def _check_optimizer(recipe, section="optimizer"):
     import keras
 
-    name = recipe["optimizer"]["name"]
+    name = recipe[section]["name"]
     try:
         optimizer = keras.optimizers.get(name)
     except (ValueError, TypeError):
         optimizer = None
     if optimizer is None:
-        raise recipe.error(("optimizer", "name"), f"unknown Keras optimizer {name!r} (e.g. adam, adamw, sgd)")
-    _check_kwargs(recipe, "optimizer", type(optimizer), recipe["optimizer"])
+        raise recipe.error((section, "name"), f"unknown Keras optimizer {name!r} (e.g. adam, adamw, sgd)")
+    _check_kwargs(recipe, section, type(optimizer), recipe[section])
+
+
+# Trainer arguments a recipe cannot give: the networks come from `model` and `discriminator`.
+_TRAINER_NETWORKS = ("generator", "discriminator", "critic")
+
+
+def _check_trainer_sections(recipe):
+    """Without a trainer, no adversarial sections; with one, a discriminator."""
+    if "trainer" not in recipe:
+        for section in ("discriminator", "discriminator_optimizer"):
+            if section in recipe:
+                raise recipe.error(section, "needs a trainer section (trainer.name: GANTrainer or WGANGPTrainer)")
+        if recipe["data"].get("labels"):
+            raise recipe.error(("data", "labels"), "class labels are used by an adversarial trainer's class term only")
+        return
+    if "discriminator" not in recipe:
+        raise recipe.error("discriminator", f"required with trainer {recipe['trainer']['name']} (e.g. name: PatchGANDiscriminator)")
+    trainer = recipe["trainer"]
+    if trainer.get("class_target") == "teacher" and not trainer.get("teacher"):
+        raise recipe.error(("trainer", "teacher"), "class_target teacher needs the path of a .keras classifier")
+
+
+def _check_trainer(recipe):
+    from keras_colorize.training import gan
+
+    section = recipe["trainer"]
+    for key in _TRAINER_NETWORKS:
+        if key in section:
+            where = "model" if key == "generator" else "discriminator"
+            raise recipe.error(("trainer", key), f"set by the {where} section, not in trainer")
+    _check_kwargs(recipe, "trainer", getattr(gan, section["name"]), section, skip=("name",) + _TRAINER_NETWORKS)
+    _check_zoo_class(recipe, "discriminator", "critic")
+    if "discriminator_optimizer" in recipe:
+        _check_optimizer(recipe, "discriminator_optimizer")
 
 
 def validate_recipe(recipe, check_classes=True):
@@ -533,9 +590,12 @@ def validate_recipe(recipe, check_classes=True):
             ("data", "validation_fraction"),
             "set either data.validation (a folder) or data.validation_fraction, not both",
         )
+    _check_trainer_sections(recipe)
     if check_classes:
         _check_model(recipe)
         _check_optimizer(recipe)
+        if "trainer" in recipe:
+            _check_trainer(recipe)
 
 
 def check_data_paths(recipe, keys=("data.train", "data.validation")):
@@ -583,11 +643,11 @@ def load_recipe(recipe, overrides=(), check_classes=True, check_paths=False):
     Raises:
         RecipeError: with a one-line message naming the file and the key.
 
-    Example:
-    >>> from keras_colorize.recipes import load_recipe
-    >>> recipe = load_recipe("quickstart", overrides=["train.epochs=1"])
-    >>> recipe["train"]["epochs"]
-    1
+    Examples:
+        >>> from keras_colorize.recipes import load_recipe
+        >>> recipe = load_recipe("quickstart", overrides=["train.epochs=1"])
+        >>> recipe["train"]["epochs"]
+        1
     """
     base_label = None
     if isinstance(recipe, Recipe):

@@ -12,18 +12,36 @@ and are checked against its signature when the recipe is loaded
 - `model`: `name` of a registered zoo generator (`keras-colorize models`) and its
   constructor arguments (the class defaults apply to the ones left out).
 - `colorizer`: `image_size` (256), the square size the generator is trained at;
-  `loss` (`l2`): `l1`, `l2` or `huber` on ab in model units.
+  `loss` (`l2`): `l1`, `l2` or `huber` on ab in model units (regression training;
+  an adversarial trainer has its own `reconstruction`).
+- `trainer` (absent: regression with `model.fit` on the Colorizer): `name` of an
+  adversarial trainer, `GANTrainer` or `WGANGPTrainer`, and its constructor
+  arguments (`lambda_adv`, `lambda_rec`, `reconstruction`, `lambda_class`, ...);
+  `teacher` is the path of a `.keras` classifier (sRGB in [0, 1] -> class
+  probabilities) for `class_target: teacher`.
+- `discriminator`: with a `trainer`, the `name` of a registered critic
+  (`PatchGANDiscriminator`) and its constructor arguments.
 - `optimizer`: `name` (`adam`) of a Keras optimizer and its arguments
-  (`learning_rate` defaults to 1e-3 for Adam, to Keras's default for the others).
+  (`learning_rate` defaults to 1e-3 for Adam, to Keras's default for the others);
+  the generator's.
+- `discriminator_optimizer`: the discriminator's (critic's) optimizer, same keys
+  (absent: the same settings as `optimizer`).
+- `schedule`: `name` (`constant`) or `cosine`: cosine annealing of every
+  optimizer's learning rate over the whole run, from its `learning_rate` down to
+  `final_learning_rate` (0).
 - `data`: `train`, a folder searched recursively or `samples` (the eight photos that
   ship inside scikit-image and scikit-learn; a folder named "samples" is `./samples`);
   `validation` (null), a folder; `validation_fraction` (0), the share of `train` held
   out when `validation` is null; `resize_to` (null: `image_size`), the shorter side
   before cropping; `drop_grayscale` (null: on for training); `repeat` (1), passes over
-  the files per epoch; `cache` (`auto`), keep resized images in memory; `workers` (2).
+  the files per epoch; `cache` (`auto`), keep resized images in memory; `workers` (2);
+  `labels` (false), yield class labels from the sub-folders of `train` (class names
+  sorted; the generator's `num_classes` must match their number).
 - `train`: `epochs` (10); `batch_size` (16); `seed` (0); `steps_per_epoch` (null: every
   batch; otherwise the first N batches of each epoch's shuffle); `run_dir` (null:
-  `runs/<name>`); `num_samples` (4), images in each `samples/epoch_XXX.png`.
+  `runs/<name>`); `num_samples` (4), images in each `samples/epoch_XXX.png`;
+  `tensorboard` (false), also write TensorBoard logs (scalars and the sample
+  grids) to `<run_dir>/tensorboard` (needs TensorFlow installed, any backend).
 - `evaluate`: `data` (null), the default folder of `keras-colorize evaluate` for this
   run's checkpoints; `batch_size` (16).
 
@@ -34,8 +52,26 @@ import copy
 
 LOSSES = ("l1", "l2", "huber")
 
+TRAINERS = ("GANTrainer", "WGANGPTrainer")
+SCHEDULES = ("constant", "cosine")
+
 _POSITIVE_INT = {"type": "integer", "minimum": 1}
 _OPTIONAL_PATH = {"type": ["string", "null"], "minLength": 1}
+_CLASS_SECTION = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {"name": {"type": "string", "minLength": 1}},
+    "additionalProperties": True,
+}
+_OPTIMIZER_SECTION = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "learning_rate": {"type": "number", "exclusiveMinimum": 0},
+    },
+    "additionalProperties": True,
+}
 
 RECIPE_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -47,12 +83,7 @@ RECIPE_SCHEMA = {
         "name": {"type": "string", "minLength": 1},
         "description": {"type": "string"},
         "base": {"type": "string", "minLength": 1},
-        "model": {
-            "type": "object",
-            "required": ["name"],
-            "properties": {"name": {"type": "string", "minLength": 1}},
-            "additionalProperties": True,
-        },
+        "model": _CLASS_SECTION,
         "colorizer": {
             "type": "object",
             "additionalProperties": False,
@@ -61,14 +92,25 @@ RECIPE_SCHEMA = {
                 "loss": {"enum": list(LOSSES)},
             },
         },
-        "optimizer": {
+        "trainer": {
             "type": "object",
             "required": ["name"],
             "properties": {
-                "name": {"type": "string", "minLength": 1},
-                "learning_rate": {"type": "number", "exclusiveMinimum": 0},
+                "name": {"enum": list(TRAINERS)},
+                "teacher": _OPTIONAL_PATH,
             },
             "additionalProperties": True,
+        },
+        "discriminator": _CLASS_SECTION,
+        "optimizer": _OPTIMIZER_SECTION,
+        "discriminator_optimizer": _OPTIMIZER_SECTION,
+        "schedule": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "name": {"enum": list(SCHEDULES)},
+                "final_learning_rate": {"type": "number", "minimum": 0},
+            },
         },
         "data": {
             "type": "object",
@@ -87,6 +129,7 @@ RECIPE_SCHEMA = {
                 "repeat": _POSITIVE_INT,
                 "cache": {"enum": ["auto", True, False]},
                 "workers": {"type": "integer", "minimum": 1},
+                "labels": {"type": "boolean"},
             },
         },
         "train": {
@@ -99,6 +142,7 @@ RECIPE_SCHEMA = {
                 "steps_per_epoch": {"type": ["integer", "null"], "minimum": 1},
                 "run_dir": _OPTIONAL_PATH,
                 "num_samples": {"type": "integer", "minimum": 1, "maximum": 64},
+                "tensorboard": {"type": "boolean"},
             },
         },
         "evaluate": {
@@ -117,6 +161,7 @@ RECIPE_SCHEMA = {
 DEFAULTS = {
     "colorizer": {"image_size": 256, "loss": "l2"},
     "optimizer": {"name": "adam", "learning_rate": 1.0e-3},
+    "schedule": {"name": "constant", "final_learning_rate": 0.0},
     "data": {
         "validation": None,
         "validation_fraction": 0.0,
@@ -125,6 +170,7 @@ DEFAULTS = {
         "repeat": 1,
         "cache": "auto",
         "workers": 2,
+        "labels": False,
     },
     "train": {
         "epochs": 10,
@@ -133,6 +179,7 @@ DEFAULTS = {
         "steps_per_epoch": None,
         "run_dir": None,
         "num_samples": 4,
+        "tensorboard": False,
     },
     "evaluate": {"data": None, "batch_size": 16},
 }
@@ -143,7 +190,11 @@ SECTION_ORDER = (
     "base",
     "model",
     "colorizer",
+    "trainer",
+    "discriminator",
     "optimizer",
+    "discriminator_optimizer",
+    "schedule",
     "data",
     "train",
     "evaluate",

@@ -2,9 +2,9 @@
 
 Names resolve lazily so that importing this package does not import Keras.
 
-Example:
->>> from keras_colorize.training import run_training
->>> run_dir = run_training("quickstart", overrides=["train.epochs=1"])  # doctest: +SKIP
+Examples:
+    >>> from keras_colorize.training import run_training
+    >>> run_dir = run_training("quickstart", overrides=["train.epochs=1"])  # doctest: +SKIP
 """
 
 import importlib

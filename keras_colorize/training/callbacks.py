@@ -30,10 +30,10 @@ def atomic_file(path):
     Args:
         path: str or Path. The file to (re)write.
 
-    Example:
-    >>> from keras_colorize.training import atomic_file
-    >>> with atomic_file("state.json") as tmp:
-    ...     _ = tmp.write_text("{}")
+    Examples:
+        >>> from keras_colorize.training import atomic_file
+        >>> with atomic_file("state.json") as tmp:
+        ...     _ = tmp.write_text("{}")
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,10 +144,12 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 
     @property
     def last_path(self):
+        """Path of `last.keras`, the model after the last completed epoch."""
         return self.directory / "last.keras"
 
     @property
     def best_path(self):
+        """Path of `best.keras`, the model with the best monitored value so far."""
         return self.directory / "best.keras"
 
     def on_epoch_end(self, epoch, logs=None):
@@ -184,15 +186,20 @@ class SampleGrid(keras.callbacks.Callback):
     Args:
         images: sRGB in [0, 1], float32, shape (N, H, W, 3), at the model size.
         directory: str or Path. The output folder.
+        tensorboard_dir: str, Path or None. Also log each grid as the TensorBoard
+            image `samples` (step: the 1-based epoch) under `tensorboard_dir/samples`
+            (needs TensorFlow installed; works with every backend). Defaults to None.
     """
 
-    def __init__(self, images, directory):
+    def __init__(self, images, directory, tensorboard_dir=None):
         super().__init__()
         from keras_colorize.colorizer import gray_baseline
 
         self.images = np.asarray(images, "float32")
         self.gray = gray_baseline(self.images)
         self.directory = Path(directory)
+        self.tensorboard_dir = None if tensorboard_dir is None else Path(tensorboard_dir) / "samples"
+        self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
         if not _epoch_is_good(self.model, logs):
@@ -201,6 +208,25 @@ class SampleGrid(keras.callbacks.Callback):
         path = self.directory / f"epoch_{epoch + 1:03d}.png"
         with atomic_file(path) as tmp:
             save_comparison_grid(tmp, self.images, prediction, gray=self.gray)
+        if self.tensorboard_dir is not None:
+            self._log_image(path, epoch + 1)
+
+    def _log_image(self, path, step):
+        import tensorflow as tf  # TensorBoard's writer, also under the JAX and PyTorch backends
+        from PIL import Image
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(str(self.tensorboard_dir))
+        with Image.open(path) as image:
+            grid = np.asarray(image.convert("RGB"))
+        with self._writer.as_default():
+            tf.summary.image("samples", grid[None], step=step)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 def read_history(path):
@@ -262,29 +288,31 @@ def truncate_history(path, epochs):
 
 
 class LossCurve(keras.callbacks.Callback):
-    """Redraw the loss curve (`loss` and `val_loss` per epoch) after every epoch.
+    """Redraw the loss curves (by default `loss` and `val_loss` per epoch) after every epoch.
 
     Args:
         path: str or Path. The image file, e.g. `run/loss_curve.png`.
         history: dict or None. Earlier epochs (as returned by `read_history`), when
             resuming. Defaults to None.
         title: str or None. The figure title. Defaults to None.
+        keys: sequence of str. The logs to draw. Defaults to ("loss", "val_loss").
     """
 
-    def __init__(self, path, history=None, title=None):
+    def __init__(self, path, history=None, title=None, keys=("loss", "val_loss")):
         super().__init__()
         self.path = Path(path)
         self.title = title
-        self.history = {k: list(v) for k, v in (history or {}).items() if k in ("epoch", "loss", "val_loss")}
+        self.keys = tuple(keys)
+        self.history = {k: list(v) for k, v in (history or {}).items() if k in ("epoch",) + self.keys}
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         epochs = self.history.setdefault("epoch", [])
-        for key in ("loss", "val_loss"):
+        for key in self.keys:
             column = self.history.setdefault(key, [])
             column.extend([math.nan] * (len(epochs) - len(column)))
             value = logs.get(key)
             column.append(float(value) if value is not None else math.nan)
         epochs.append(epoch + 1)
         with atomic_file(self.path) as tmp:
-            plot_history(self.history, tmp, title=self.title)
+            plot_history(self.history, tmp, title=self.title, keys=self.keys)

@@ -51,6 +51,16 @@ def _split_outputs(outputs):
     return outputs, None
 
 
+def _perceptual_arguments(lambda_perceptual, perceptual_network, perceptual_weights, kwargs):
+    """The perceptual term's settings (and whether to read its weights file) for `_setup`."""
+    return {
+        "lambda_perceptual": lambda_perceptual,
+        "perceptual_network": perceptual_network,
+        "perceptual_weights": perceptual_weights,
+        "load_weights": kwargs.pop("_load_perceptual_weights", True),
+    }
+
+
 def _has_class_branch(generator):
     """Whether a (functional) generator returns a dict with "class_logits"."""
     try:
@@ -70,7 +80,19 @@ class AdversarialTrainer(keras.Model):
 
     adversary_name = "discriminator"
 
-    def _setup(self, generator, adversary, lambda_adv, lambda_rec, reconstruction, lambda_class, class_target, teacher):
+    def _setup(
+        self,
+        generator,
+        adversary,
+        lambda_adv,
+        lambda_rec,
+        reconstruction,
+        lambda_class,
+        class_target,
+        teacher,
+        image_size,
+        perceptual,
+    ):
         if class_target not in CLASS_TARGETS:
             raise UserInputError(f"class_target must be one of {', '.join(CLASS_TARGETS)}, got {class_target!r}")
         if class_target == "teacher" and teacher is None:
@@ -88,18 +110,45 @@ class AdversarialTrainer(keras.Model):
             teacher.trainable = False
         self.reconstruction_loss = get_reconstruction_loss(reconstruction)
         self.uses_class_branch = self.lambda_class > 0 and _has_class_branch(generator)
+        self.image_size = None if image_size is None else int(image_size)
+        self._setup_perceptual(**perceptual)
+
+    def _setup_perceptual(self, lambda_perceptual, perceptual_network, perceptual_weights, load_weights=True):
+        """The frozen LPIPS network of the perceptual term (only when its weight is > 0).
+
+        Its weights are read from `perceptual_weights` (or the weights cache) when the
+        trainer is built, and from the checkpoint when a saved trainer loads.
+        """
+        self.lambda_perceptual = float(lambda_perceptual)
+        self.perceptual_network = perceptual_network
+        self.perceptual_weights = None if perceptual_weights is None else str(perceptual_weights)
+        self.perceptual = None
+        if self.lambda_perceptual <= 0:
+            return
+        from keras_colorize.metrics.lpips import LPIPSNetwork
+        from keras_colorize.metrics.weights import lpips_weights_path
+
+        self.perceptual = LPIPSNetwork(perceptual_network, name="perceptual")
+        if load_weights:
+            self.perceptual.load_weights_file(lpips_weights_path(perceptual_network, perceptual_weights))
+        self.perceptual.trainable = False
 
     def _make_trackers(self, names):
+        from keras_colorize.metrics import default_metrics
+
+        if self.perceptual is not None:
+            names = names + ["g_perceptual"]
         if self.uses_class_branch:
             names = names + ["g_class", "class_accuracy"]
         self._trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self._quality_metrics = default_metrics()
         self.build()  # the networks are built; all state now exists
 
     # ------------------------------------------------------------------ Keras API
     @property
     def metrics(self):
-        """The per-step logs: one `keras.metrics.Mean` per logged value."""
-        return list(self._trackers.values())
+        """The per-step logs (one `keras.metrics.Mean` each) and the sRGB validation metrics."""
+        return list(self._trackers.values()) + list(self._quality_metrics)
 
     @property
     def generator_optimizer(self):
@@ -203,6 +252,36 @@ class AdversarialTrainer(keras.Model):
 
         return gradients.run_stateful_step(self, state, step)
 
+    def test_step(self, *args):
+        """Validation on a batch: the generator in inference mode, no adversary.
+
+        Logs `g_rec` (the reconstruction term, the value run directories monitor
+        for `best.keras`), the sRGB metrics of `default_metrics()` and, with an
+        active class branch and integer labels, `class_accuracy`.
+        """
+        state, data = args if len(args) == 2 else (None, args[0])
+
+        def step():
+            images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
+            images = ops.convert_to_tensor(images, "float32")
+            l_norm, ab_real = rgb_to_model_inputs(images, "channels_last")
+            ab_fake, logits = self.generate(l_norm, training=False)
+            logs = {"g_rec": self.reconstruction_loss(ab_real, ab_fake)}
+            if self.uses_class_branch and self.class_target == "labels" and labels is not None:
+                from keras_colorize.losses.classification import class_accuracy
+
+                logs["class_accuracy"] = class_accuracy(labels, logits)
+            for name, value in logs.items():
+                self._trackers[name].update_state(value)
+            rgb = model_outputs_to_rgb(l_norm, ab_fake, "channels_last")
+            for metric in self._quality_metrics:
+                metric.update_state(images, rgb)
+            results = {name: self._trackers[name].result() for name in logs}
+            results.update({metric.name: metric.result() for metric in self._quality_metrics})
+            return results
+
+        return gradients.run_stateful_step(self, state, step)
+
     # ------------------------------------------------------------- shared pieces
     def generate(self, l_norm, training=True):
         """Run the generator: model-space L -> (ab, class logits or None)."""
@@ -252,6 +331,12 @@ class AdversarialTrainer(keras.Model):
             g_rec = self.reconstruction_loss(ab_real, ab_fake)
             total = self.lambda_adv * g_adv + self.lambda_rec * g_rec
             terms = {"g_adv": g_adv, "g_rec": g_rec}
+            if self.perceptual is not None:
+                real_rgb = model_outputs_to_rgb(l_norm, ab_real, "channels_last")
+                fake_rgb = model_outputs_to_rgb(l_norm, ab_fake, "channels_last")
+                g_perceptual = ops.mean(self.perceptual([real_rgb, fake_rgb], training=False))
+                total = total + self.lambda_perceptual * g_perceptual
+                terms["g_perceptual"] = g_perceptual
             if self.uses_class_branch:
                 g_class, accuracy = self.class_terms(targets, logits)
                 total = total + self.lambda_class * g_class
@@ -285,16 +370,18 @@ class AdversarialTrainer(keras.Model):
         images = np.asarray(images, "float32")
         return recombine(images, self.predict(images, batch_size=batch_size, verbose=0))
 
-    def colorizer(self, image_size=256):
+    def colorizer(self, image_size=None):
         """The trained generator as a `keras_colorize.Colorizer` (for colorize/evaluate).
 
         Args:
-            image_size: int or (int, int). The size the generator sees at
-                inference. Defaults to 256.
+            image_size: int, (int, int) or None. The size the generator sees at
+                inference. Defaults to None: the trainer's `image_size`, else the
+                generator's fixed input size, else 256.
         """
         from keras_colorize.colorizer import Colorizer
 
-        return Colorizer(self.generator, image_size=image_size)
+        size = image_size or self.image_size or getattr(self.generator, "image_size", None) or 256
+        return Colorizer(self.generator, image_size=size)
 
     def _base_config(self):
         return {
@@ -309,6 +396,10 @@ class AdversarialTrainer(keras.Model):
             "lambda_class": self.lambda_class,
             "class_target": self.class_target,
             "teacher": None if self.teacher is None else keras.saving.serialize_keras_object(self.teacher),
+            "image_size": self.image_size,
+            "lambda_perceptual": self.lambda_perceptual,
+            "perceptual_network": self.perceptual_network,
+            "perceptual_weights": self.perceptual_weights,
         }
 
     @classmethod
@@ -319,7 +410,8 @@ class AdversarialTrainer(keras.Model):
                 continue
             if config.get(key) is not None:
                 config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+        # The LPIPS weights of the perceptual term come with the checkpoint's weights.
+        return cls(**config, _load_perceptual_weights=False)
 
 
 @register
@@ -331,7 +423,7 @@ class GANTrainer(AdversarialTrainer):
     generated ab; its loss is the mean of the real and fake binary cross-entropies,
     with one-sided label smoothing (real target `real_label`). The generator
     minimises `lambda_adv * BCE(D(L, G(L)) -> 1) + lambda_rec * reconstruction(ab,
-    G(L)) + lambda_class * class loss`. The class term needs a generator returning
+    G(L)) + lambda_perceptual * LPIPS + lambda_class * class loss`. The class term needs a generator returning
     `{"ab", "class_logits"}`: cross-entropy with integer labels (`fit(images,
     labels)`), or the KL divergence to a frozen `teacher` classifier's predicted
     distribution on the gray image (no labels needed). The generator runs twice
@@ -339,8 +431,11 @@ class GANTrainer(AdversarialTrainer):
     mode.
 
     Logs: `loss` (discriminator loss + generator total loss, the value that
-    `TerminateOnNonFinite` and checkpoints watch), `d_loss`, `g_adv`, `g_rec`,
-    and with an active class branch `g_class` and `class_accuracy`.
+    `TerminateOnNonFinite` watches), `d_loss`, `g_adv`, `g_rec`, `g_perceptual`
+    (with `lambda_perceptual` > 0), and with an active class branch `g_class` and
+    `class_accuracy`. Validation (`evaluate`,
+    `fit(validation_data=...)`) logs `g_rec`, the sRGB metrics and
+    `class_accuracy` (see `test_step`).
 
     Args:
         generator: keras.Model. Model-space L in [-1, 1], (N, H, W, 1) -> ab in
@@ -359,18 +454,28 @@ class GANTrainer(AdversarialTrainer):
         class_target: "labels" or "teacher". Defaults to "labels".
         teacher: keras.Model or None. Frozen classifier: the gray image, sRGB in
             [0, 1], (N, H, W, 3) -> class probabilities (N, classes). Defaults to None.
+        image_size: int or None. The square size the generator is trained at;
+            `colorizer()` uses it. Defaults to None.
+        lambda_perceptual: float. Weight of the perceptual term: the mean LPIPS
+            distance between the true and the generated image (sRGB, the image's
+            own L* with true or generated ab), through a frozen LPIPS network.
+            Defaults to 0.0 (off).
+        perceptual_network: "alex" or "vgg". The LPIPS network. Defaults to "alex".
+        perceptual_weights: str, Path or None. Its converted weights (`.npz`);
+            None reads them from the weights cache (`keras-colorize weights lpips`).
+            Saved checkpoints hold them. Defaults to None.
 
     Inputs of `fit`: sRGB in [0, 1], float32, (N, H, W, 3), optionally with int
     labels (N,).
 
-    Example:
-    >>> from keras_colorize.models import PatchGANDiscriminator, UNetV1
-    >>> from keras_colorize.training import GANTrainer
-    >>> trainer = GANTrainer(
-    ...     UNetV1(encoder_filters=(8, 16), decoder_filters=(8,)),
-    ...     PatchGANDiscriminator(filters=(8, 16, 16, 16)),
-    ... )
-    >>> trainer.compile()  # Adam(2e-4, beta_1=0.5) for both networks
+    Examples:
+        >>> from keras_colorize.models import PatchGANDiscriminator, UNetV1
+        >>> from keras_colorize.training import GANTrainer
+        >>> trainer = GANTrainer(
+        ...     UNetV1(encoder_filters=(8, 16), decoder_filters=(8,)),
+        ...     PatchGANDiscriminator(filters=(8, 16, 16, 16)),
+        ... )
+        >>> trainer.compile()  # Adam(2e-4, beta_1=0.5) for both networks
     """
 
     def __init__(
@@ -384,13 +489,29 @@ class GANTrainer(AdversarialTrainer):
         real_label=0.9,
         class_target="labels",
         teacher=None,
+        image_size=None,
+        lambda_perceptual=0.0,
+        perceptual_network="alex",
+        perceptual_weights=None,
         **kwargs,
     ):
+        perceptual = _perceptual_arguments(lambda_perceptual, perceptual_network, perceptual_weights, kwargs)
         kwargs.setdefault("name", "gan_trainer")
         super().__init__(**kwargs)
         self.discriminator = discriminator
         self.real_label = float(real_label)
-        self._setup(generator, discriminator, lambda_adv, lambda_rec, reconstruction, lambda_class, class_target, teacher)
+        self._setup(
+            generator,
+            discriminator,
+            lambda_adv,
+            lambda_rec,
+            reconstruction,
+            lambda_class,
+            class_target,
+            teacher,
+            image_size,
+            perceptual,
+        )
         self._make_trackers(["loss", "d_loss", "g_adv", "g_rec"])
 
     @property
@@ -399,6 +520,12 @@ class GANTrainer(AdversarialTrainer):
         return self.discriminator
 
     def adversarial_step(self, images, labels):
+        """One discriminator step, then one generator step, on a batch; updates the metrics.
+
+        Args:
+            images: sRGB in [0, 1], float32, shape (N, H, W, 3).
+            labels: int class labels, shape (N,), or None without a class term.
+        """
         from keras_colorize.losses.adversarial import discriminator_bce_loss, generator_bce_loss
 
         l_norm, ab_real = rgb_to_model_inputs(images, "channels_last")
@@ -419,7 +546,7 @@ class GANTrainer(AdversarialTrainer):
         terms = self.update_generator(l_norm, ab_real, targets, generator_bce_loss)
         self._trackers["loss"].update_state(d_loss + terms["g_total"])
         self._trackers["d_loss"].update_state(d_loss)
-        for name in ("g_adv", "g_rec", "g_class", "class_accuracy"):
+        for name in ("g_adv", "g_rec", "g_perceptual", "g_class", "class_accuracy"):
             if name in self._trackers:
                 self._trackers[name].update_state(terms[name])
 
@@ -445,15 +572,16 @@ class WGANGPTrainer(AdversarialTrainer):
     `gp_weight=0` for clipping alone). The generator takes a step on every
     `n_critic`-th batch (batches n_critic, 2 n_critic, ... counted by
     `trainer.optimizer.iterations`), minimising `-lambda_adv * mean(C(L, G(L))) +
-    lambda_rec * reconstruction + lambda_class * class loss`. The choice is a
+    lambda_rec * reconstruction + lambda_perceptual * LPIPS + lambda_class * class
+    loss`. The choice is a
     conditional inside the compiled step (`gradients.cond_update`), so the
     generator optimizer's iteration count, its learning-rate schedule and the
     generator's weights advance only on generator steps.
 
     Logs: `loss` (critic total loss, plus the generator's total loss on generator
     batches), `critic_loss` (Wasserstein part), `gp`, and averaged over generator
-    batches only: `g_adv`, `g_rec`, and with an active class branch `g_class`
-    and `class_accuracy`.
+    batches only: `g_adv`, `g_rec`, `g_perceptual` (with `lambda_perceptual` > 0),
+    and with an active class branch `g_class` and `class_accuracy`.
 
     Args:
         generator: keras.Model. See `GANTrainer`.
@@ -472,16 +600,20 @@ class WGANGPTrainer(AdversarialTrainer):
         class_target: "labels" or "teacher". Defaults to "labels".
         teacher: keras.Model or None. See `GANTrainer`. Defaults to None.
         seed: int or None. Seed of the interpolation weights. Defaults to None.
+        image_size: int or None. See `GANTrainer`. Defaults to None.
+        lambda_perceptual: float. See `GANTrainer`. Defaults to 0.0.
+        perceptual_network: str. See `GANTrainer`. Defaults to "alex".
+        perceptual_weights: str, Path or None. See `GANTrainer`. Defaults to None.
 
-    Example:
-    >>> from keras_colorize.models import PatchGANDiscriminator, UNetV1
-    >>> from keras_colorize.training import WGANGPTrainer
-    >>> trainer = WGANGPTrainer(
-    ...     UNetV1(encoder_filters=(8, 16), decoder_filters=(8,)),
-    ...     PatchGANDiscriminator(filters=(8, 16, 16, 16), normalization=None),
-    ... )
-    >>> import keras
-    >>> trainer.compile(keras.optimizers.Adam(2e-5, beta_1=0.5), keras.optimizers.Adam(2e-5, beta_1=0.5))
+    Examples:
+        >>> from keras_colorize.models import PatchGANDiscriminator, UNetV1
+        >>> from keras_colorize.training import WGANGPTrainer
+        >>> trainer = WGANGPTrainer(
+        ...     UNetV1(encoder_filters=(8, 16), decoder_filters=(8,)),
+        ...     PatchGANDiscriminator(filters=(8, 16, 16, 16), normalization=None),
+        ... )
+        >>> import keras
+        >>> trainer.compile(keras.optimizers.Adam(2e-5, beta_1=0.5), keras.optimizers.Adam(2e-5, beta_1=0.5))
     """
 
     adversary_name = "critic"
@@ -500,8 +632,13 @@ class WGANGPTrainer(AdversarialTrainer):
         class_target="labels",
         teacher=None,
         seed=None,
+        image_size=None,
+        lambda_perceptual=0.0,
+        perceptual_network="alex",
+        perceptual_weights=None,
         **kwargs,
     ):
+        perceptual = _perceptual_arguments(lambda_perceptual, perceptual_network, perceptual_weights, kwargs)
         kwargs.setdefault("name", "wgan_gp_trainer")
         super().__init__(**kwargs)
         if int(n_critic) < 1:
@@ -514,7 +651,18 @@ class WGANGPTrainer(AdversarialTrainer):
         self.clip_value = None if clip_value is None else float(clip_value)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="interpolation_seed")
-        self._setup(generator, critic, lambda_adv, lambda_rec, reconstruction, lambda_class, class_target, teacher)
+        self._setup(
+            generator,
+            critic,
+            lambda_adv,
+            lambda_rec,
+            reconstruction,
+            lambda_class,
+            class_target,
+            teacher,
+            image_size,
+            perceptual,
+        )
         self._make_trackers(["loss", "critic_loss", "gp", "g_adv", "g_rec"])
 
     def gradient_penalty_for(self, real_ab, fake_ab, l_norm, alpha):
@@ -546,6 +694,12 @@ class WGANGPTrainer(AdversarialTrainer):
         return self.critic
 
     def adversarial_step(self, images, labels):
+        """One critic step on a batch and, on every `n_critic`-th batch, one generator step.
+
+        Args:
+            images: sRGB in [0, 1], float32, shape (N, H, W, 3).
+            labels: int class labels, shape (N,), or None without a class term.
+        """
         from keras_colorize.losses.adversarial import wasserstein_critic_loss, wasserstein_generator_loss
 
         l_norm, ab_real = rgb_to_model_inputs(images, "channels_last")
@@ -571,7 +725,8 @@ class WGANGPTrainer(AdversarialTrainer):
             for variable in variables:
                 variable.assign(ops.clip(variable, -self.clip_value, self.clip_value))
 
-        names = ["g_total", "g_adv", "g_rec"] + (["g_class", "class_accuracy"] if self.uses_class_branch else [])
+        names = ["g_total", "g_adv", "g_rec"] + (["g_perceptual"] if self.perceptual is not None else [])
+        names += ["g_class", "class_accuracy"] if self.uses_class_branch else []
         batch = self.optimizer.iterations + 1
         is_generator_step = ops.equal(batch % self.n_critic, 0)
         terms = gradients.cond_update(

@@ -19,13 +19,13 @@ backend; a `train_step` written over `keras.ops` calls these functions:
 - `cond_update(pred, fn, output_names)`: runs `fn` (which may update variables)
   only when `pred` holds, inside one compiled step.
 
-Example:
->>> import keras
->>> from keras_colorize.training.gradients import value_and_gradients
->>> w = keras.Variable(3.0)
->>> (loss, _), (grad,) = value_and_gradients(lambda: (w * w, None), [w])
->>> float(grad)
-6.0
+Examples:
+    >>> import keras
+    >>> from keras_colorize.training.gradients import value_and_gradients
+    >>> w = keras.Variable(3.0)
+    >>> (loss, _), (grad,) = value_and_gradients(lambda: (w * w, None), [w])
+    >>> float(grad)
+    6.0
 """
 
 import keras
@@ -253,13 +253,15 @@ def run_stateful_step(model, state, step_fn):
 
     On JAX, `fit()` calls `train_step(state, data)` with the values of
     `model.trainable_variables`, `model.non_trainable_variables`,
-    `model.optimizer.variables` and `model.metrics_variables`, and expects the
+    `model.optimizer.variables` and `model.metrics_variables` (`evaluate()` calls
+    `test_step(state, data)` with the same but the optimizer's), and expects the
     new values back: the step runs in a `keras.StatelessScope` holding them.
     Other backends call `train_step(data)` and update variables in place.
 
     Args:
         model: keras.Model. The trainer.
-        state: tuple of 4 lists (JAX) or None (other backends).
+        state: tuple of 4 lists (JAX training), 3 lists (JAX evaluation) or None
+            (other backends).
         step_fn: callable. Takes no argument, runs the step, returns the logs.
 
     Returns:
@@ -267,12 +269,10 @@ def run_stateful_step(model, state, step_fn):
     """
     if state is None:
         return step_fn()
-    groups = (
-        model.trainable_variables,
-        model.non_trainable_variables,
-        model.optimizer.variables,
-        model.metrics_variables,
-    )
+    groups = (model.trainable_variables, model.non_trainable_variables)
+    if len(state) == 4:
+        groups += (model.optimizer.variables,)
+    groups += (model.metrics_variables,)
     mapping = [(variable, value) for group, values in zip(groups, state) for variable, value in zip(group, values)]
     with keras.StatelessScope(state_mapping=mapping) as scope:
         logs = step_fn()

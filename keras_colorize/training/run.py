@@ -6,12 +6,16 @@ A run directory holds:
 - `environment.json`: the backend and the versions of Python, Keras, the backend library
   and NumPy;
 - `checkpoints/last.keras` (every epoch) and `checkpoints/best.keras` (lowest `val_loss`,
-  or `loss` without validation data): whole models, optimizer state included;
+  or `loss` without validation data; for an adversarial trainer the reconstruction
+  term, `val_g_rec` or `g_rec`, since its combined loss does not measure quality):
+  whole models (a trainer holds both networks), optimizer states included;
 - `state.json`: the last completed epoch and the best value, written after the checkpoints;
 - `history.csv`: one row per epoch (Keras `CSVLogger`);
 - `loss_curve.png`: the losses per epoch, redrawn every epoch;
 - `samples/epoch_XXX.png`: a few fixed images (validation images when there are any)
-  as gray input, prediction and truth, after every epoch.
+  as gray input, prediction and truth, after every epoch;
+- `tensorboard/` (with `train.tensorboard`): TensorBoard logs of every logged value
+  per epoch and of the sample grids.
 """
 
 import json
@@ -125,21 +129,83 @@ def _fixed_images(dataset, count, image_size):
     return np.stack(crops).astype("float32") / 255.0
 
 
-def _apply_learning_rate(colorizer, recipe):
-    """On resume, the recipe's learning rate replaces the checkpoint's (the rest of the
+def _optimizers_by_section(model, recipe):
+    """(recipe section, optimizer) pairs of a Colorizer or an adversarial trainer."""
+    if "trainer" not in recipe:
+        return [("optimizer", model.optimizer)]
+    discriminator_section = "discriminator_optimizer" if "discriminator_optimizer" in recipe else "optimizer"
+    return [("optimizer", model.generator_optimizer), (discriminator_section, model.discriminator_optimizer)]
+
+
+def _apply_learning_rate(model, recipe):
+    """On resume, the recipe's learning rates replace the checkpoint's (the rest of the
     optimizer state, such as moments and the step count, comes from the checkpoint)."""
     import keras
 
-    wanted = recipe["optimizer"].get("learning_rate")
-    optimizer = colorizer.optimizer
-    if wanted is None or optimizer is None:
-        return
-    if not isinstance(optimizer.get_config().get("learning_rate"), (int, float)):
-        return  # a learning-rate schedule is part of the checkpoint
-    current = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-    if not math.isclose(current, float(wanted), rel_tol=1e-6):
-        optimizer.learning_rate = float(wanted)
-        _say(f"learning rate {current:g} (checkpoint) -> {float(wanted):g} (recipe)")
+    for section, optimizer in _optimizers_by_section(model, recipe):
+        wanted = recipe[section].get("learning_rate")
+        if wanted is None or optimizer is None:
+            continue
+        if not isinstance(optimizer.get_config().get("learning_rate"), (int, float)):
+            continue  # a learning-rate schedule is part of the checkpoint
+        current = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        if not math.isclose(current, float(wanted), rel_tol=1e-6):
+            optimizer.learning_rate = float(wanted)
+            _say(f"{section}.learning_rate {current:g} (checkpoint) -> {float(wanted):g} (recipe)")
+
+
+def _load_run_checkpoint(path, recipe):
+    """The model of `checkpoints/last.keras`, checked against the recipe's kind of training."""
+    from keras_colorize.colorizer import Colorizer, load_checkpoint
+
+    model = load_checkpoint(path)
+    wanted = recipe["trainer"]["name"] if "trainer" in recipe else Colorizer.__name__
+    if type(model).__name__ != wanted:
+        raise RunDirectoryError(f"{path}: holds a {type(model).__name__}, but the recipe trains a {wanted}")
+    return model
+
+
+def _logged_curves(recipe, has_validation):
+    """The logs drawn in `loss_curve.png` and the one that chooses `best.keras`."""
+    validation = ["val_g_rec"] if has_validation else []
+    if "trainer" not in recipe:
+        return ["loss", "val_loss"], ("val_loss" if has_validation else "loss")
+    monitor = "val_g_rec" if has_validation else "g_rec"
+    if recipe["trainer"]["name"] == "WGANGPTrainer":
+        return ["critic_loss", "gp", "g_adv", "g_rec"] + validation, monitor
+    return ["d_loss", "g_adv", "g_rec"] + validation, monitor
+
+
+def _describe(model, recipe):
+    """One line: the networks and their parameter counts."""
+    text = f"{recipe['model']['name']} ({model.generator.count_params():,} parameters)"
+    if "trainer" in recipe:
+        adversary = model.adversary
+        text = (
+            f"{recipe['trainer']['name']}: {text} against {recipe['discriminator']['name']} "
+            f"({adversary.count_params():,} parameters)"
+        )
+    return text
+
+
+def _tensorboard_callbacks(run_dir):
+    """Keras's TensorBoard callback (per-epoch values) for `run_dir/tensorboard`."""
+    import importlib.util
+
+    import keras
+
+    from keras_colorize.quiet_import import import_quietly
+
+    try:
+        if importlib.util.find_spec("tensorboard") is None:
+            raise ImportError("tensorboard")
+        import_quietly("tensorflow")  # the summary writer
+    except ImportError:
+        raise UserInputError(
+            "train.tensorboard needs TensorFlow and TensorBoard installed (any backend): "
+            "pip install 'keras-colorize[tensorboard]', or set train.tensorboard: false"
+        ) from None
+    return [keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False)]
 
 
 def _first_batches(dataset, steps):
@@ -174,6 +240,13 @@ def _first_batches(dataset, steps):
     return FirstBatches()
 
 
+def _curve_title(recipe):
+    name = recipe.get("name", "run")
+    if "trainer" in recipe:
+        return f"{name}: {recipe['trainer']['name']}, {recipe['model']['name']}"
+    return f"{name}: {recipe['model']['name']}, {recipe['colorizer']['loss']} loss"
+
+
 def _plural(count, word):
     return f"{count} {word}{'' if count == 1 else 's'}"
 
@@ -183,7 +256,7 @@ def _say(message):
 
 
 def run_training(recipe, run_dir=None, resume=False, overrides=(), verbose="auto"):
-    """Train the Colorizer a recipe describes, in a run directory.
+    """Train what a recipe describes (a Colorizer or an adversarial trainer) in a run directory.
 
     Everything that can be checked is checked before the run directory is created:
     the recipe, the data folders, the images, the model. A run directory that already
@@ -212,14 +285,13 @@ def run_training(recipe, run_dir=None, resume=False, overrides=(), verbose="auto
         TrainingDivergedError: the loss became NaN or infinite; the last good
             checkpoint is kept.
 
-    Example:
-    >>> from keras_colorize.training import run_training
-    >>> run_dir = run_training("quickstart", overrides=["train.epochs=1"])  # doctest: +SKIP
+    Examples:
+        >>> from keras_colorize.training import run_training
+        >>> run_dir = run_training("quickstart", overrides=["train.epochs=1"])  # doctest: +SKIP
     """
     import keras
 
-    from keras_colorize.colorizer import load_colorizer
-    from keras_colorize.recipes import build_colorizer, build_datasets, check_data_paths, load_recipe
+    from keras_colorize.recipes import build_datasets, build_model, check_data_paths, load_recipe
     from keras_colorize.training.callbacks import (
         AtomicCheckpoint,
         LossCurve,
@@ -246,14 +318,16 @@ def run_training(recipe, run_dir=None, resume=False, overrides=(), verbose="auto
     _say(train_set.summary)
     if validation_set is not None:
         _say(validation_set.summary)
+    steps = recipe["train"]["steps_per_epoch"]
+    tensorboard = _tensorboard_callbacks(run_dir) if recipe["train"]["tensorboard"] else []
     if resume:
-        colorizer = load_colorizer(run_dir / "checkpoints" / "last.keras")
-        _apply_learning_rate(colorizer, recipe)
+        model = _load_run_checkpoint(run_dir / "checkpoints" / "last.keras", recipe)
+        _apply_learning_rate(model, recipe)
         for dataset in (train_set, validation_set):
             if dataset is not None:
                 dataset.epoch = initial_epoch
     else:
-        colorizer = build_colorizer(recipe)
+        model = build_model(recipe, steps_per_epoch=steps or len(train_set))
 
     image_size = recipe["colorizer"]["image_size"]
     samples_from = validation_set if validation_set is not None else train_set
@@ -269,7 +343,7 @@ def run_training(recipe, run_dir=None, resume=False, overrides=(), verbose="auto
     if resume:
         truncate_history(history_path, initial_epoch)
 
-    monitor = "val_loss" if validation_set is not None else "loss"
+    curves, monitor = _logged_curves(recipe, validation_set is not None)
     guard = TerminateOnNonFinite()
     checkpoint = AtomicCheckpoint(
         run_dir / "checkpoints",
@@ -285,19 +359,21 @@ def run_training(recipe, run_dir=None, resume=False, overrides=(), verbose="auto
         LossCurve(
             run_dir / "loss_curve.png",
             history=read_history(history_path) if resume else None,
-            title=f"{recipe.get('name', 'run')}: {recipe['model']['name']}, {recipe['colorizer']['loss']} loss",
+            title=_curve_title(recipe),
+            keys=curves,
         ),
-        SampleGrid(sample_images, run_dir / "samples"),
+        SampleGrid(
+            sample_images, run_dir / "samples", tensorboard_dir=run_dir / "tensorboard" if tensorboard else None
+        ),
+        *tensorboard,
     ]
 
     action = f"resuming at epoch {initial_epoch + 1}" if resume else "training"
     _say(
-        f"{action}: {recipe['model']['name']} ({colorizer.generator.count_params():,} parameters) "
-        f"at {image_size}x{image_size}, {_plural(epochs, 'epoch')}, backend {keras.backend.backend()}; "
-        f"run directory {run_dir}"
+        f"{action}: {_describe(model, recipe)} at {image_size}x{image_size}, {_plural(epochs, 'epoch')}, "
+        f"backend {keras.backend.backend()}; run directory {run_dir}"
     )
-    steps = recipe["train"]["steps_per_epoch"]
-    colorizer.fit(
+    model.fit(
         _first_batches(train_set, steps) if steps else train_set,
         validation_data=validation_set,
         epochs=epochs,

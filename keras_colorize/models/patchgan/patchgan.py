@@ -15,7 +15,7 @@ from keras_colorize.models.registry import register_model
 NORMALIZATIONS = ("batch", None)
 
 
-@register_model
+@register_model(role="critic")
 class PatchGANDiscriminator(keras.Model):
     """PatchGAN discriminator, or the WGAN-GP critic with `normalization=None`.
 
@@ -43,11 +43,11 @@ class PatchGANDiscriminator(keras.Model):
     Outputs: logits (or critic scores), float32, shape `(N, H', W', 1)`;
         H' = H / 8 - 2 for H a multiple of 8.
 
-    Example:
-    >>> from keras_colorize.models import PatchGANDiscriminator
-    >>> critic = PatchGANDiscriminator(filters=(8, 16, 16, 32), normalization=None)
-    >>> critic.receptive_field
-    70
+    Examples:
+        >>> from keras_colorize.models import PatchGANDiscriminator
+        >>> critic = PatchGANDiscriminator(filters=(8, 16, 16, 32), normalization=None)
+        >>> critic.receptive_field
+        70
     """
 
     def __init__(
