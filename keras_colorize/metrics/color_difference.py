@@ -50,9 +50,9 @@ def ciede2000(lab_true, lab_pred):
         implementation notes, supplementary test data, and mathematical
         observations", Color Research and Application 30(1), 2005.
 
-    Example:
-    >>> from keras_colorize.metrics import ciede2000
-    >>> delta = ciede2000([[50.0, 0.0, 0.0]], [[50.0, -1.0, 2.0]])  # about 2.3669
+    Examples:
+        >>> from keras_colorize.metrics import ciede2000
+        >>> delta = ciede2000([[50.0, 0.0, 0.0]], [[50.0, -1.0, 2.0]])  # about 2.3669
     """
     lab_true = ops.convert_to_tensor(lab_true)
     lab_pred = ops.convert_to_tensor(lab_pred)

@@ -36,10 +36,10 @@ def psnr(y_true, y_pred, max_val=1.0):
     Returns:
         float32 tensor of shape (N,): PSNR of each image in dB, at most 100.
 
-    Example:
-    >>> import numpy as np
-    >>> from keras_colorize.metrics import psnr
-    >>> values = psnr(np.zeros((1, 8, 8, 3)), np.full((1, 8, 8, 3), 0.1))  # 20 dB
+    Examples:
+        >>> import numpy as np
+        >>> from keras_colorize.metrics import psnr
+        >>> values = psnr(np.zeros((1, 8, 8, 3)), np.full((1, 8, 8, 3), 0.1))  # 20 dB
     """
     y_true, y_pred = prepare_pair(y_true, y_pred)
     mse = ops.mean(ops.square(y_true - y_pred), axis=(1, 2, 3))
@@ -159,9 +159,9 @@ class PSNR(ImageMetric):
         name: str. Name of the metric. Defaults to "psnr".
         dtype: str. Dtype of the result. Defaults to None (floatx).
 
-    Example:
-    >>> from keras_colorize.metrics import PSNR
-    >>> metric = PSNR()
+    Examples:
+        >>> from keras_colorize.metrics import PSNR
+        >>> metric = PSNR()
     """
 
     def __init__(self, name="psnr", dtype=None):
@@ -241,9 +241,9 @@ def default_metrics():
         list of `keras.metrics.Metric`: PSNR, SSIM, MAE255, Colorfulness,
         ColorfulnessGap and CIEDE2000, each comparing sRGB images in [0, 1].
 
-    Example:
-    >>> from keras_colorize.metrics import default_metrics
-    >>> [m.name for m in default_metrics()]
-    ['psnr', 'ssim', 'mae', 'colorfulness', 'colorfulness_gap', 'ciede2000']
+    Examples:
+        >>> from keras_colorize.metrics import default_metrics
+        >>> [m.name for m in default_metrics()]
+        ['psnr', 'ssim', 'mae', 'colorfulness', 'colorfulness_gap', 'ciede2000']
     """
     return [PSNR(), SSIM(), MAE255(), Colorfulness(), ColorfulnessGap(), CIEDE2000()]
