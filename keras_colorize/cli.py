@@ -80,30 +80,10 @@ def select_backend(backend):
 
 
 def import_keras_quietly():
-    """Import Keras (and so the backend library) with its C++ start-up lines hidden.
+    """Import Keras (and so the backend library) with TensorFlow's C++ start-up lines hidden."""
+    from keras_colorize.quiet_import import import_quietly
 
-    TensorFlow writes informational lines to file descriptor 2 before its logging is
-    configured, where no setting can silence them. They are captured during the import
-    and shown only if the import fails.
-    """
-    if "keras" in sys.modules:
-        return
-    import tempfile
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import keras  # noqa: F401
-        except BaseException:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    import_quietly("keras")
 
 
 def _backend_option(function):
@@ -137,7 +117,26 @@ def _plain_warnings():
 
 
 class _Group(click.Group):
-    """A click group that turns known errors into one-line messages and exit codes."""
+    """A click group that turns known errors into one-line messages and exit codes.
+
+    Commands defined in a module that imports Keras (`lazy_commands`: name -> (module,
+    attribute)) are loaded when named, after the group's `--backend` is applied.
+    """
+
+    lazy_commands = {"weights": ("keras_colorize.metrics.weights", "weights_command")}
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands))
+
+    def get_command(self, ctx, name):
+        if name in self.lazy_commands and name not in self.commands:
+            import importlib
+
+            select_backend(ctx.params.get("backend"))
+            import_keras_quietly()
+            module, attribute = self.lazy_commands[name]
+            self.add_command(getattr(importlib.import_module(module), attribute), name)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx):
         try:
@@ -246,16 +245,26 @@ def _refuse_existing(paths, overwrite):
             raise UserInputError(f"{path}: already exists; pass --overwrite to replace it, or choose another -o")
 
 
-@cli.command(short_help="Evaluate a checkpoint against the truth and the gray baseline.")
-@click.argument("checkpoint", type=click.Path(path_type=Path))
+@cli.command(short_help="Compare checkpoints with each other, the truth and the gray baseline.")
+@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--data",
     default=None,
-    help="Folder of colour photos, or 'samples' (default: evaluate.data of the run's recipe).",
+    help="Folder of colour photos, or 'samples' (default: evaluate.data of the first run's recipe).",
 )
-@click.option("--size", type=click.IntRange(min=8), default=None, help="Crop size (default: the model size).")
+@click.option(
+    "--size", type=click.IntRange(min=8), default=None, help="Crop size (default: the first model's size)."
+)
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=None, help="Batch size (default: the recipe's, else 16)."
+)
+@click.option(
+    "--metrics",
+    "metric_names",
+    multiple=True,
+    metavar="NAMES",
+    help="Columns, comma-separated: psnr, ssim, mae, lpips, fid, kid, colorfulness, colorfulness_gap, "
+    "ciede2000, ab_mse (default: all available; KID below 2048 images, FID otherwise).",
 )
 @click.option(
     "-o",
@@ -263,37 +272,69 @@ def _refuse_existing(paths, overwrite):
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("evaluation"),
     show_default=True,
-    help="Folder for metrics.json and comparison.png.",
+    help="Folder for metrics.json, per_image.csv, comparison.png and report.html.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace existing result files.")
+@click.option(
+    "--lpips-weights",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Converted LPIPS weights file (default: the LPIPS cache; LPIPS is left out when absent).",
+)
+@click.option(
+    "--fid-weights",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Inception weights file for FID/KID (without it they are left out; named with --metrics "
+    "they run on random weights, plumbing only).",
+)
 @_backend_option
-def evaluate(checkpoint, data, size, batch_size, output, overwrite, backend):
-    """Evaluate CHECKPOINT (a .keras Colorizer) and the gray baseline on photos.
+def evaluate(
+    checkpoints, data, size, batch_size, metric_names, output, overwrite, lpips_weights, fid_weights, backend
+):
+    """Evaluate CHECKPOINTS (.keras Colorizers or GAN/WGAN-GP trainers) and the gray baseline on the same photos.
 
-    Centre crops at the model size (or --size) are compared in sRGB: psnr, ssim, mae
-    (0-255), colorfulness, colorfulness_gap, ciede2000, and ab_mse in model units.
-    Prints a table, writes metrics.json and comparison.png (gray input, prediction,
-    truth).
+    Every model colorizes the same centre crops (at --size, else the first model's
+    size) and is compared with the truth in sRGB in [0, 1]: psnr, ssim, mae (0-255),
+    lpips, fid or kid, colorfulness and its gap, ciede2000, and ab_mse in model units.
+    Prints the protocol and a table (one row per model, then the gray baseline, ab = 0);
+    writes metrics.json (summary), per_image.csv (one row per image and model),
+    comparison.png (gray input, each model, truth) and report.html (self-contained,
+    opens in a browser). Existing files are kept unless --overwrite.
 
     \b
-    Example:
+    Examples:
       keras-colorize evaluate runs/quickstart/checkpoints/best.keras --data photos/
+      keras-colorize evaluate runs/a/checkpoints/best.keras runs/b/checkpoints/best.keras \\
+          --data photos/ --size 256 --lpips-weights lpips_alex.npz -o compare/
     """
     select_backend(backend)
+    for checkpoint in checkpoints:
+        if not checkpoint.is_file():
+            raise UserInputError(f"{checkpoint}: checkpoint not found")
+    if lpips_weights is not None and not lpips_weights.is_file():
+        raise UserInputError(f"--lpips-weights {lpips_weights}: file not found")
+    if fid_weights is not None and not fid_weights.is_file():
+        raise UserInputError(f"--fid-weights {fid_weights}: file not found")
     import_keras_quietly()
-    import json
-
-    from PIL import Image
-
     from keras_colorize.colorizer import load_colorizer
     from keras_colorize.data import ImageFolder, sample_photo_paths
-    from keras_colorize.evaluation import evaluate_colorizer, format_table
-    from keras_colorize.training.callbacks import atomic_file
-    from keras_colorize.visualization import comparison_grid
+    from keras_colorize.evaluation import (
+        MetricPlan,
+        checkpoint_labels,
+        checkpoint_record,
+        format_table,
+        model_run_size,
+        parse_metric_names,
+        protocol_lines,
+        report_paths,
+        write_evaluation_report,
+    )
 
-    metrics_path, comparison_path = output / "metrics.json", output / "comparison.png"
-    _refuse_existing([metrics_path, comparison_path], overwrite)
-    run_recipe = _run_recipe_for(checkpoint)
+    requested = parse_metric_names(metric_names)
+    paths = report_paths(output)
+    _refuse_existing(paths.values(), overwrite)
+    run_recipe = _run_recipe_for(checkpoints[0])
     if data is None and run_recipe is not None:
         data = run_recipe.get_path("evaluate.data")
     if data is None:
@@ -301,41 +342,29 @@ def evaluate(checkpoint, data, size, batch_size, output, overwrite, backend):
     if batch_size is None:
         batch_size = run_recipe.get_path("evaluate.batch_size", 16) if run_recipe is not None else 16
 
-    colorizer = load_colorizer(checkpoint)
-    height, width = colorizer.image_size
-    size = size or height
-    divisor = getattr(colorizer.generator, "size_divisor", 1)
-    if size % divisor:
-        raise UserInputError(f"--size {size} must be a multiple of {divisor} for this model")
+    labels = checkpoint_labels(checkpoints)
+    colorizers = {label: load_colorizer(path) for label, path in zip(labels, checkpoints)}
+    size = size or colorizers[labels[0]].image_size[0]
+    for label, colorizer in colorizers.items():
+        model_run_size(colorizer, size, label)
+    # Bad metric options fail before the data set is scanned; the plan proper needs its size.
+    MetricPlan(requested, None, image_size=size, lpips_weights=lpips_weights, fid_weights=fid_weights)
     source = sample_photo_paths() if data == "samples" else data
     dataset = ImageFolder(
         source, image_size=size, batch_size=batch_size, training=False, drop_grayscale=True, name="evaluation"
     )
     click.echo(dataset.summary)
-    result = evaluate_colorizer(colorizer, dataset, num_examples=8)
-    examples = result.pop("examples")
-    click.echo(f"{result['num_images']} images at {size}x{size}:")
-    click.echo(format_table(result))
-
-    import keras
-
-    report = {
-        "checkpoint": str(checkpoint),
-        "data": str(data),
-        "image_size": size,
-        "num_images": result["num_images"],
-        "skipped": {reason: len(paths) for reason, paths in dataset.skipped.items()},
-        "backend": keras.backend.backend(),
-        "metrics": {"model": result["model"], "gray_baseline": result["gray_baseline"]},
-        "truth": result["truth"],
-    }
-    output.mkdir(parents=True, exist_ok=True)
-    with atomic_file(metrics_path) as tmp:
-        tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    grid = comparison_grid([examples["gray"], examples["prediction"], examples["truth"]])
-    with atomic_file(comparison_path) as tmp:
-        Image.fromarray(grid).save(tmp, format="PNG")
-    click.echo(f"wrote {metrics_path} and {comparison_path}")
+    plan = MetricPlan(
+        requested, len(dataset.files), image_size=size, lpips_weights=lpips_weights, fid_weights=fid_weights
+    )
+    models = {label: checkpoint_record(path, colorizers[label]) for label, path in zip(labels, checkpoints)}
+    summary = write_evaluation_report(colorizers, dataset, output, plan=plan, models=models, data=data, verbose=1)
+    click.echo("")
+    for line in protocol_lines(summary):
+        click.echo(line)
+    click.echo(f"{summary['num_images']} images at {size}x{size}:")
+    click.echo(format_table(summary))
+    click.echo(f"wrote {', '.join(str(p) for p in paths.values())}")
 
 
 # ----------------------------------------------------------------------------- colorize
@@ -400,7 +429,7 @@ def plan_colorize(inputs, output):
 
 @cli.command(short_help="Colorize photos of any size with a checkpoint.")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "-o",
     "--output",
@@ -409,9 +438,18 @@ def plan_colorize(inputs, output):
     help="Output folder (sub-folders of input folders are kept).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (inputs are never replaced).")
+@click.option(
+    "--saved-model",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Use an exported SavedModel folder (keras-colorize export) instead of CHECKPOINT.",
+)
 @_backend_option
-def colorize(checkpoint, inputs, output, overwrite, backend):
-    """Colorize photos of any size with CHECKPOINT (a .keras Colorizer).
+def colorize(checkpoint, inputs, output, overwrite, saved_model, backend):
+    """Colorize photos of any size with CHECKPOINT (a .keras Colorizer or GAN/WGAN-GP trainer).
+
+    With --saved-model DIR, CHECKPOINT is left out: the exported SavedModel colorizes
+    (through TensorFlow), so a deployment can be checked with the same command.
 
     INPUTS are files or folders (searched recursively). Each result keeps the input's
     file name, size and sub-folder; JPEG, PNG, BMP, WebP and TIFF inputs keep their
@@ -419,8 +457,9 @@ def colorize(checkpoint, inputs, output, overwrite, backend):
     replaced). Unreadable files are skipped with a warning.
 
     \b
-    Example:
+    Examples:
       keras-colorize colorize runs/quickstart/checkpoints/best.keras old_photos/ -o colorized/
+      keras-colorize colorize --saved-model exported/quickstart old_photos/ -o colorized/
     """
     select_backend(backend)
     import_keras_quietly()
@@ -431,7 +470,11 @@ def colorize(checkpoint, inputs, output, overwrite, backend):
     from keras_colorize.data import UnreadableImageError, load_image
     from keras_colorize.training.callbacks import atomic_file
 
-    if not checkpoint.is_file():
+    if saved_model is not None:
+        inputs = (checkpoint, *inputs)  # no CHECKPOINT: every argument is an input
+    elif not inputs:
+        raise UserInputError("no INPUTS given (photos or folders to colorize after CHECKPOINT)")
+    elif not checkpoint.is_file():
         raise UserInputError(f"{checkpoint}: checkpoint not found")
     pairs = plan_colorize(inputs, output)
     if not overwrite:
@@ -439,7 +482,12 @@ def colorize(checkpoint, inputs, output, overwrite, backend):
         if existing:
             more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
             raise UserInputError(f"{existing[0]}: already exists{more}; pass --overwrite to replace outputs")
-    colorizer = load_colorizer(checkpoint)
+    if saved_model is not None:
+        from keras_colorize.export import SavedModelColorizer
+
+        colorizer = SavedModelColorizer(saved_model)
+    else:
+        colorizer = load_colorizer(checkpoint)
 
     progress = keras.utils.Progbar(len(pairs), unit_name="image")
     done = skipped = 0
@@ -494,7 +542,7 @@ def _summary_line(cls):
 @cli.command(short_help="List the model zoo with parameter counts.")
 @_backend_option
 def models(backend):
-    """List the model zoo: name, parameters at the default configuration, description."""
+    """List the model zoo: name, role (generator or critic), parameters at the default configuration, description."""
     select_backend(backend)
     import_keras_quietly()
     import keras
@@ -509,12 +557,12 @@ def models(backend):
             params = f"{_default_param_count(cls):,}"
         except Exception:  # a class that needs arguments has no default size
             params = "-"
-        rows.append((name, params, _summary_line(cls)))
+        rows.append((name, cls.zoo_role, params, _summary_line(cls)))
     name_width = max([len("name")] + [len(r[0]) for r in rows])
-    param_width = max([len("parameters")] + [len(r[1]) for r in rows])
-    click.echo(f"{'name'.ljust(name_width)}  {'parameters'.rjust(param_width)}  description")
-    for name, params, description in rows:
-        click.echo(f"{name.ljust(name_width)}  {params.rjust(param_width)}  {description}")
+    param_width = max([len("parameters")] + [len(r[2]) for r in rows])
+    click.echo(f"{'name'.ljust(name_width)}  {'role':9}  {'parameters'.rjust(param_width)}  description")
+    for name, role, params, description in rows:
+        click.echo(f"{name.ljust(name_width)}  {role:9}  {params.rjust(param_width)}  {description}")
 
 
 @cli.command(short_help="List the built-in recipes.")
@@ -540,6 +588,12 @@ def samples(directory):
 
     paths = sample_photos(directory)
     click.echo(f"{len(paths)} sample photos in {directory}: {', '.join(p.name for p in paths)}")
+
+
+# Commands defined next to the code they drive (they import this module's helpers).
+from keras_colorize.export.command import export  # noqa: E402
+
+cli.add_command(export)
 
 
 def main(argv=None):

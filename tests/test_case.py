@@ -13,6 +13,24 @@ BACKENDS = ("tensorflow", "jax", "torch")
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def invoke_cli(*args):
+    """Run `keras-colorize ARGS...` in-process (click's CliRunner); arguments become strings."""
+    from click.testing import CliRunner
+
+    from keras_colorize.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def assert_one_line_error(result, *fragments):
+    """A user mistake: exit status 2 and one `error: ...` line holding every fragment."""
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
 def to_numpy(x):
     return keras.ops.convert_to_numpy(x)
 

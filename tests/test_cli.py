@@ -15,14 +15,13 @@ import sys
 import keras
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from keras_colorize.cli import cli
 from keras_colorize.colorizer import load_colorizer
 from keras_colorize.data import sample_photos
 from keras_colorize.recipes import load_recipe
-from tests.test_case import REPO_ROOT, other_backend
+from tests.test_case import REPO_ROOT, assert_one_line_error, other_backend
+from tests.test_case import invoke_cli as invoke
 
 
 TINY = """\
@@ -49,10 +48,6 @@ train:
 """
 
 
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
 def snapshot(folder):
     """Every file under `folder` with its content hash."""
     return {
@@ -65,14 +60,6 @@ def snapshot(folder):
 def history_epochs(run_dir):
     with open(run_dir / "history.csv", newline="") as handle:
         return [int(row["epoch"]) for row in csv.DictReader(handle)]
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -266,7 +253,8 @@ def test_evaluate_prints_table_and_writes_results(trained, workspace, tmp_path):
     model_row, gray_row = lines[header + 1], lines[header + 2]
     assert model_row.startswith("model") and gray_row.startswith("gray baseline")
     report = json.loads((out / "metrics.json").read_text())
-    assert set(report) >= {"checkpoint", "data", "image_size", "num_images", "backend", "metrics"}
+    assert set(report) >= {"models", "data", "image_size", "num_images", "backend", "metrics"}
+    assert report["models"]["model"]["checkpoint"] == str(checkpoint)
     assert report["image_size"] == 32 and report["num_images"] == 8
     model, gray = report["metrics"]["model"], report["metrics"]["gray_baseline"]
     assert set(model) == set(gray) == set(names)
@@ -274,6 +262,10 @@ def test_evaluate_prints_table_and_writes_results(trained, workspace, tmp_path):
     assert [float(v) for v in model_row.split()[1:]] == pytest.approx([model[n] for n in names], rel=1e-3)
     with Image.open(out / "comparison.png") as image:
         assert image.mode == "RGB" and image.height > image.width  # 8 rows of 3 columns
+    with open(out / "per_image.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 16 and [r["model"] for r in rows[:2]] == ["model", "gray_baseline"]
+    assert "<table" in (out / "report.html").read_text()
 
     before = snapshot(out)
     assert_one_line_error(invoke("evaluate", checkpoint, "--data", photos, "-o", out), "metrics.json", "--overwrite")
@@ -290,6 +282,14 @@ def test_evaluate_errors(trained, tmp_path):
     assert_one_line_error(invoke("evaluate", checkpoint, "-o", tmp_path / "e"), "--data is required")
     assert_one_line_error(invoke("evaluate", checkpoint, "--data", tmp_path / "nope", "-o", tmp_path / "e"), "nope")
     assert_one_line_error(invoke("evaluate", checkpoint, "--data", "samples", "--size", "34", "-o", tmp_path / "e"), "multiple of 4")
+    assert_one_line_error(
+        invoke("evaluate", checkpoint, "--data", "samples", "--metrics", "psnr,lpip", "-o", tmp_path / "e"), "'lpip'"
+    )
+    assert_one_line_error(
+        invoke("evaluate", checkpoint, "--data", "samples", "--lpips-weights", tmp_path / "no.h5", "-o", tmp_path / "e"),
+        "no.h5",
+    )
+    assert not (tmp_path / "e").exists()
 
 
 # ----------------------------------------------------------------------------- colorize
@@ -349,13 +349,14 @@ def test_models_recipes_and_samples(tmp_path):
     result = invoke("models")
     assert result.exit_code == 0, result.output
     assert f"backend {keras.backend.backend()}" in result.stdout.splitlines()[0]
-    rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[2:]}
-    assert rows["UNetV1"] == "42,036,738" and rows["UNetV2"] == "26,565,314"
+    rows = {line.split()[0]: line.split()[1:3] for line in result.stdout.splitlines()[2:]}
+    assert rows["UNetV1"] == ["generator", "42,036,738"] and rows["UNetV2"] == ["generator", "26,565,314"]
+    assert rows["PatchGANDiscriminator"] == ["critic", "2,767,425"]
 
     result = invoke("recipes")
     assert result.exit_code == 0
     names = [line.split()[0] for line in result.stdout.splitlines()[:-1]]
-    assert names == ["quickstart", "unet_v1", "unet_v2"]
+    assert names == ["gan_l1", "gan_l1_class", "pix2pix", "quickstart", "unet_v1", "unet_v2", "wgan_gp_l2_class"]
 
     result = invoke("samples", tmp_path / "photos")
     assert result.exit_code == 0

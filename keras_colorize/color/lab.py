@@ -81,10 +81,10 @@ def rgb_to_lab(images, data_format=None):
         L*a*b* tensor of the same shape and dtype: L* in [0, 100], a* and b* in
         about [-128, 127].
 
-    Example:
-    >>> import numpy as np
-    >>> from keras_colorize.color import rgb_to_lab
-    >>> lab = rgb_to_lab(np.ones((1, 1, 3), "float32"))  # white: L=100, a=b=0
+    Examples:
+        >>> import numpy as np
+        >>> from keras_colorize.color import rgb_to_lab
+        >>> lab = rgb_to_lab(np.ones((1, 1, 3), "float32"))  # white: L=100, a=b=0
     """
     axis = _channel_axis(data_format)
     input_dtype = ops.dtype(images) if hasattr(images, "dtype") else "float32"
@@ -152,8 +152,22 @@ def lab_to_rgb(lab, data_format=None):
 def rgb_to_lightness(images, data_format=None):
     """sRGB in [0, 1] -> CIE L* in [0, 100], one channel (cheaper than `rgb_to_lab`).
 
+    Args:
+        images: tensor of shape `(..., H, W, 3)` (or `(..., 3, H, W)` with
+            `data_format="channels_first"`), sRGB in [0, 1], float.
+        data_format: `"channels_last"` or `"channels_first"`. Defaults to
+            `keras.config.image_data_format()`.
+
     Returns:
-        Tensor with one channel on the channel axis, in the dtype of `images`.
+        L* in [0, 100], shape `(..., H, W, 1)` (or `(..., 1, H, W)`), in the dtype
+        of `images`.
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras_colorize.color import rgb_to_lightness
+        >>> lightness = rgb_to_lightness(np.full((1, 2, 2, 3), 0.5, "float32"), "channels_last")
+        >>> round(float(lightness[0, 0, 0, 0]), 2)  # mid-gray sRGB
+        53.39
     """
     axis = _channel_axis(data_format)
     input_dtype = ops.dtype(images) if hasattr(images, "dtype") else "float32"
@@ -168,8 +182,17 @@ def rgb_to_lightness(images, data_format=None):
 def rgb_to_model_inputs(images, data_format=None):
     """sRGB in [0, 1] -> (L in [-1, 1], ab in about [-1, 1]), the model space.
 
+    The generator's input is `l_norm = L*/50 - 1` and its target `ab_norm = (a*, b*) / 128`.
+
+    Args:
+        images: tensor of shape `(..., H, W, 3)` (or `(..., 3, H, W)` with
+            `data_format="channels_first"`), sRGB in [0, 1], float.
+        data_format: `"channels_last"` or `"channels_first"`. Defaults to
+            `keras.config.image_data_format()`.
+
     Returns:
-        A tuple `(l_norm, ab_norm)` with 1 and 2 channels on the channel axis.
+        A tuple `(l_norm, ab_norm)`: model-space L in [-1, 1] with 1 channel and
+        model-space ab in about [-1, 1] with 2 channels on the channel axis.
     """
     if data_format is None:
         from keras import config
@@ -180,7 +203,21 @@ def rgb_to_model_inputs(images, data_format=None):
 
 
 def model_outputs_to_rgb(l_norm, ab_norm, data_format=None):
-    """(L in [-1, 1], ab in [-1, 1]) in model space -> sRGB in [0, 1]."""
+    """(L in [-1, 1], ab in [-1, 1]) in model space -> sRGB in [0, 1].
+
+    The inverse of `rgb_to_model_inputs`; colours outside the sRGB gamut are clipped.
+
+    Args:
+        l_norm: model-space L (L*/50 - 1) in [-1, 1], 1 channel, shape
+            `(..., H, W, 1)` (or `(..., 1, H, W)`).
+        ab_norm: model-space ab ((a*, b*) / 128) in [-1, 1], 2 channels, the same
+            leading shape.
+        data_format: `"channels_last"` or `"channels_first"`. Defaults to
+            `keras.config.image_data_format()`.
+
+    Returns:
+        sRGB in [0, 1], 3 channels, in the dtype of `l_norm`.
+    """
     if data_format is None:
         from keras import config
 

@@ -3,11 +3,11 @@
 File-level functions (`list_images`, `load_image`, ...) do not import Keras;
 `ImageFolder` and `make_datasets` do, and are resolved on first use.
 
-Example:
->>> from keras_colorize.data import make_datasets
->>> train, val = make_datasets("samples", image_size=64, batch_size=4,
-...                            validation_fraction=0.25)  # doctest: +SKIP
->>> images = train[0]  # sRGB in [0, 1], float32, shape (4, 64, 64, 3)  # doctest: +SKIP
+Examples:
+    >>> from keras_colorize.data import make_datasets
+    >>> train, val = make_datasets("samples", image_size=64, batch_size=4,
+    ...                            validation_fraction=0.25)  # doctest: +SKIP
+    >>> images = train[0]  # sRGB in [0, 1], float32, shape (4, 64, 64, 3)  # doctest: +SKIP
 """
 
 import importlib

@@ -142,12 +142,12 @@ class ImageFolder(keras.utils.PyDataset):
         UserInputError: for bad arguments, or a training set with fewer usable
             images (times `repeat`) than `batch_size`.
 
-    Example:
-    >>> from keras_colorize.data import ImageFolder
-    >>> train = ImageFolder("photos/", image_size=256, batch_size=16, training=True)  # doctest: +SKIP
-    >>> print(train.summary)  # doctest: +SKIP
-    data: 340 images used, 8 skipped (5 unreadable, 3 grayscale) of 348 in photos/
-    >>> model.fit(train, epochs=10, shuffle=False)  # doctest: +SKIP
+    Examples:
+        >>> from keras_colorize.data import ImageFolder
+        >>> train = ImageFolder("photos/", image_size=256, batch_size=16, training=True)  # doctest: +SKIP
+        >>> print(train.summary)  # doctest: +SKIP
+        data: 340 images used, 8 skipped (5 unreadable, 3 grayscale) of 348 in photos/
+        >>> model.fit(train, epochs=10, shuffle=False)  # doctest: +SKIP
     """
 
     def __init__(
@@ -450,9 +450,9 @@ def make_datasets(
         NoImagesError: if a folder is missing or has no usable image.
         UserInputError: for bad arguments.
 
-    Example:
-    >>> from keras_colorize.data import make_datasets
-    >>> train, val = make_datasets("samples", 64, 4, validation_fraction=0.25)  # doctest: +SKIP
+    Examples:
+        >>> from keras_colorize.data import make_datasets
+        >>> train, val = make_datasets("samples", 64, 4, validation_fraction=0.25)  # doctest: +SKIP
     """
 
     def resolve(source):

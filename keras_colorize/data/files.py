@@ -104,9 +104,9 @@ def list_images(root):
         NoImagesError: if the folder is missing, is not a folder, or holds no
             file with one of the `IMAGE_EXTENSIONS`.
 
-    Example:
-    >>> from keras_colorize.data import list_images
-    >>> files = list_images("photos/")  # doctest: +SKIP
+    Examples:
+        >>> from keras_colorize.data import list_images
+        >>> files = list_images("photos/")  # doctest: +SKIP
     """
     root = pathlib.Path(root)
     if not root.exists():
@@ -220,11 +220,11 @@ def load_image(path, min_size=None):
         UnreadableImageError: if the file is missing, is not an image, is
             truncated or corrupt, or has a mode that cannot be converted.
 
-    Example:
-    >>> from keras_colorize.data import load_image
-    >>> image = load_image("photo.jpg")  # doctest: +SKIP
-    >>> image.shape, image.dtype  # doctest: +SKIP
-    ((480, 640, 3), dtype('uint8'))
+    Examples:
+        >>> from keras_colorize.data import load_image
+        >>> image = load_image("photo.jpg")  # doctest: +SKIP
+        >>> image.shape, image.dtype  # doctest: +SKIP
+        ((480, 640, 3), dtype('uint8'))
     """
     path = pathlib.Path(path)
     try:

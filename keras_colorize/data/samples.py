@@ -44,10 +44,10 @@ def sample_photo_paths():
     Raises:
         NoImagesError: if a photo is missing from the installed packages.
 
-    Example:
-    >>> from keras_colorize.data import sample_photo_paths
-    >>> [p.name for p in sample_photo_paths()][:2]
-    ['astronaut.png', 'chelsea.png']
+    Examples:
+        >>> from keras_colorize.data import sample_photo_paths
+        >>> [p.name for p in sample_photo_paths()][:2]
+        ['astronaut.png', 'chelsea.png']
     """
     paths = []
     for name, (package, relative) in _SAMPLE_FILES.items():
@@ -71,9 +71,9 @@ def sample_photos(directory):
     Returns:
         list[pathlib.Path]: the photos in `directory`, in `SAMPLE_PHOTOS` order.
 
-    Example:
-    >>> from keras_colorize.data import sample_photos
-    >>> paths = sample_photos("photos/")  # doctest: +SKIP
+    Examples:
+        >>> from keras_colorize.data import sample_photos
+        >>> paths = sample_photos("photos/")  # doctest: +SKIP
     """
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,21 @@ from keras import layers
 
 
 def encoder_block(x, filters, strides, name, kernel_size=4, normalization=True, use_bias=True):
-    """Conv2D (kernel 4, 'same') -> BatchNormalization -> LeakyReLU(0.2)."""
+    """Conv2D ('same' padding) -> [BatchNormalization] -> LeakyReLU(0.2).
+
+    Args:
+        x: Keras tensor, channels last.
+        filters: int. Filters of the convolution.
+        strides: int. Stride of the convolution.
+        name: str. Prefix of the layer names (`{name}_conv`, `{name}_bn`,
+            `{name}_act`).
+        kernel_size: int. Kernel size. Defaults to 4.
+        normalization: bool. Add BatchNormalization. Defaults to True.
+        use_bias: bool. Give the convolution a bias. Defaults to True.
+
+    Returns:
+        The block's output tensor.
+    """
     x = layers.Conv2D(
         filters, kernel_size, strides=strides, padding="same", use_bias=use_bias, name=f"{name}_conv"
     )(x)
@@ -18,7 +32,20 @@ def encoder_block(x, filters, strides, name, kernel_size=4, normalization=True, 
 
 
 def decoder_block(x, filters, name, kernel_size=4, dropout_rate=0.0, use_bias=True):
-    """Conv2DTranspose (kernel 4, stride 2) -> BatchNormalization -> [Dropout] -> ReLU."""
+    """Conv2DTranspose (stride 2, 'same' padding) -> BatchNormalization -> [Dropout] -> ReLU.
+
+    Args:
+        x: Keras tensor, channels last.
+        filters: int. Filters of the transposed convolution.
+        name: str. Prefix of the layer names (`{name}_deconv`, `{name}_bn`,
+            `{name}_dropout`, `{name}_act`).
+        kernel_size: int. Kernel size. Defaults to 4.
+        dropout_rate: float. Dropout rate; 0 for no Dropout layer. Defaults to 0.0.
+        use_bias: bool. Give the transposed convolution a bias. Defaults to True.
+
+    Returns:
+        The block's output tensor, at twice the input's height and width.
+    """
     x = layers.Conv2DTranspose(
         filters, kernel_size, strides=2, padding="same", use_bias=use_bias, name=f"{name}_deconv"
     )(x)

@@ -36,10 +36,10 @@ def discriminator_bce_loss(real_logits, fake_logits, real_label=0.9):
         Scalar: `(BCE(real_label, real_logits) + BCE(0, fake_logits)) / 2`, each
         BCE a mean over all elements.
 
-    Example:
-    >>> from keras_colorize.losses import discriminator_bce_loss
-    >>> round(float(discriminator_bce_loss([[0.0]], [[0.0]])), 4)  # log(2) for both terms
-    0.6931
+    Examples:
+        >>> from keras_colorize.losses import discriminator_bce_loss
+        >>> round(float(discriminator_bce_loss([[0.0]], [[0.0]])), 4)  # log(2) for both terms
+        0.6931
     """
     return 0.5 * (_bce_with_logits(real_label, real_logits) + _bce_with_logits(0.0, fake_logits))
 

@@ -14,10 +14,23 @@ RECONSTRUCTION_LOSSES = {
 def get_reconstruction_loss(loss):
     """A Keras loss from a name ("l1", "l2", "huber", or any Keras loss name) or object.
 
-    Example:
-    >>> from keras_colorize.losses import get_reconstruction_loss
-    >>> get_reconstruction_loss("l2").name
-    'mean_squared_error'
+    The losses compare model-space ab (a*/128, b*/128), values in [-1, 1].
+
+    Args:
+        loss: str or keras.losses.Loss. "l1" (mean absolute error), "l2" (mean
+            squared error), "huber" (Huber, delta 1), another Keras loss name, or
+            a loss object (returned as it is).
+
+    Returns:
+        A `keras.losses.Loss` (or the object given).
+
+    Raises:
+        UserInputError: an unknown loss name.
+
+    Examples:
+        >>> from keras_colorize.losses import get_reconstruction_loss
+        >>> get_reconstruction_loss("l2").name
+        'mean_squared_error'
     """
     if isinstance(loss, str):
         key = loss.lower()

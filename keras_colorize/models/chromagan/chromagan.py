@@ -39,6 +39,7 @@ class ChromaGANGenerator(keras.Model):
 
     Parameters at the defaults (BatchNorm moving statistics included), 97,110,031
     in all:
+
     - the plain pix2pix U-Net would have 54,421,826: encoder 19,542,592
       (1,088 + 131,584 + 525,312 + 2,099,200 + 4 x 4,196,352) and decoder
       34,879,234 (4,196,352 + 3 x 8,390,656 + 4,195,328 + 1,049,088 + 262,400
@@ -82,15 +83,15 @@ class ChromaGANGenerator(keras.Model):
         (tanh), float32, shape `(N, image_size, image_size, 2)`, and
         "class_logits": float32, shape `(N, num_classes)`.
 
-    Example:
-    >>> from keras_colorize.models import ChromaGANGenerator
-    >>> tiny = ChromaGANGenerator(
-    ...     num_classes=5, encoder_filters=(8, 16, 16, 16), decoder_filters=(16, 16, 8),
-    ...     branch_filters=(16,), branch_from=2, fusion_units=(16,), head_units=(16,),
-    ...     image_size=32)
-    >>> shapes = tiny.compute_output_shape((1, 32, 32, 1))
-    >>> tuple(shapes["ab"]), tuple(shapes["class_logits"])
-    ((1, 32, 32, 2), (1, 5))
+    Examples:
+        >>> from keras_colorize.models import ChromaGANGenerator
+        >>> tiny = ChromaGANGenerator(
+        ...     num_classes=5, encoder_filters=(8, 16, 16, 16), decoder_filters=(16, 16, 8),
+        ...     branch_filters=(16,), branch_from=2, fusion_units=(16,), head_units=(16,),
+        ...     image_size=32)
+        >>> shapes = tiny.compute_output_shape((1, 32, 32, 1))
+        >>> tuple(shapes["ab"]), tuple(shapes["class_logits"])
+        ((1, 32, 32, 2), (1, 5))
     """
 
     def __init__(

@@ -29,10 +29,13 @@ class UNet(keras.Model):
         skip_connections: bool. Concatenate each decoder output with the mirrored
             encoder output.
         dropout_blocks: int. Number of leading decoder blocks with dropout.
-        dropout_rate: float. Dropout rate in those blocks.
-        kernel_size: int. Kernel size of every convolution.
-        input_channels: int. Channels of the input (1: model-space L).
+            Defaults to 3.
+        dropout_rate: float. Dropout rate in those blocks. Defaults to 0.5.
+        kernel_size: int. Kernel size of every convolution. Defaults to 4.
+        input_channels: int. Channels of the input (1: model-space L). Defaults
+            to 1.
         output_channels: int. Channels of the output (2: model-space ab).
+            Defaults to 2.
 
     Inputs: model-space L in [-1, 1], float, shape `(N, H, W, input_channels)`.
     Outputs: model-space ab in [-1, 1] (tanh), shape `(N, H, W, output_channels)`.
@@ -126,13 +129,33 @@ class UNetV1(UNet):
     transposed convolutions, stride 2) with BatchNorm and ReLU, dropout 0.5 on
     the first three, each concatenated with the mirrored encoder output; a 4x4
     convolution to 2 channels with tanh. Designed for 256x256 inputs (any
-    multiple of 128 works). See `UNet` for the arguments.
+    multiple of 128 works).
 
-    Example:
-    >>> from keras_colorize.models import UNetV1
-    >>> tiny = UNetV1(encoder_filters=(8, 16, 16), decoder_filters=(16, 8))
-    >>> tiny.size_divisor
-    4
+    Args:
+        encoder_filters: sequence of int. Filters of the encoder blocks (the first
+            at stride 1). Defaults to (64, 64, 128, 256, 512, 512, 512, 512).
+        decoder_filters: sequence of int. One fewer than the encoder blocks.
+            Defaults to (512, 512, 512, 256, 128, 64, 64).
+        dropout_blocks: int. Leading decoder blocks with dropout. Defaults to 3.
+        dropout_rate: float. Their dropout rate. Defaults to 0.5.
+        kernel_size: int. Kernel size of every convolution. Defaults to 4.
+        input_channels: int. Input channels. Defaults to 1.
+        output_channels: int. Output channels. Defaults to 2.
+
+    Inputs: model-space L (L*/50 - 1) in [-1, 1], float, shape `(N, H, W, 1)`,
+        H and W multiples of `size_divisor`.
+    Outputs: model-space ab ((a*, b*) / 128) in [-1, 1] (tanh), float32, shape
+        `(N, H, W, 2)`.
+
+    References:
+        Isola et al., "Image-to-Image Translation with Conditional Adversarial
+        Networks", CVPR 2017.
+
+    Examples:
+        >>> from keras_colorize.models import UNetV1
+        >>> tiny = UNetV1(encoder_filters=(8, 16, 16), decoder_filters=(16, 8))
+        >>> tiny.size_divisor
+        4
     """
 
     def __init__(
@@ -166,7 +189,29 @@ class UNetV2(UNet):
 
     Encoder 64 (stride 1), 64, 128, 256, 512, 512, 512; decoder 512, 512, 512,
     256, 128, 64; a 4x4 convolution to 2 channels with tanh. Designed for
-    128x128 inputs (any multiple of 64 works). See `UNet` for the arguments.
+    128x128 inputs (any multiple of 64 works).
+
+    Args:
+        encoder_filters: sequence of int. Filters of the encoder blocks (the first
+            at stride 1). Defaults to (64, 64, 128, 256, 512, 512, 512).
+        decoder_filters: sequence of int. One fewer than the encoder blocks.
+            Defaults to (512, 512, 512, 256, 128, 64).
+        dropout_blocks: int. Leading decoder blocks with dropout. Defaults to 3.
+        dropout_rate: float. Their dropout rate. Defaults to 0.5.
+        kernel_size: int. Kernel size of every convolution. Defaults to 4.
+        input_channels: int. Input channels. Defaults to 1.
+        output_channels: int. Output channels. Defaults to 2.
+
+    Inputs: model-space L (L*/50 - 1) in [-1, 1], float, shape `(N, H, W, 1)`,
+        H and W multiples of `size_divisor`.
+    Outputs: model-space ab ((a*, b*) / 128) in [-1, 1] (tanh), float32, shape
+        `(N, H, W, 2)`.
+
+    Examples:
+        >>> from keras_colorize.models import UNetV2
+        >>> tiny = UNetV2(encoder_filters=(8, 16, 16), decoder_filters=(16, 8))
+        >>> tuple(tiny.compute_output_shape((1, 32, 32, 1)))
+        (1, 32, 32, 2)
     """
 
     def __init__(
