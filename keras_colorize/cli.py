@@ -468,7 +468,7 @@ def colorize(checkpoint, inputs, output, overwrite, saved_model, backend):
 
     from keras_colorize.colorizer import load_colorizer
     from keras_colorize.data import UnreadableImageError, load_image
-    from keras_colorize.training.callbacks import atomic_file
+    from keras_colorize.atomic_files import atomic_file
 
     if saved_model is not None:
         inputs = (checkpoint, *inputs)  # no CHECKPOINT: every argument is an input

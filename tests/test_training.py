@@ -2,6 +2,7 @@
 
 import json
 import math
+import stat
 
 import keras
 import numpy as np
@@ -65,6 +66,10 @@ def test_atomic_file_replaces_only_on_success(tmp_path):
         tmp.write_text("new")
     assert target.read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]  # no temp files left
+    # The same permissions as a file written with open(): 0666 less the umask.
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert stat.S_IMODE(target.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
 
 
 # ----------------------------------------------------------------------------- checkpoints

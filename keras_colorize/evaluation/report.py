@@ -228,7 +228,7 @@ class PerImageWriter:
         self._writer = None
 
     def __enter__(self):
-        from keras_colorize.training.callbacks import atomic_file
+        from keras_colorize.atomic_files import atomic_file
 
         self._stack = contextlib.ExitStack()
         tmp = self._stack.enter_context(atomic_file(self.path))
@@ -310,7 +310,7 @@ def build_summary(result, plan, models, data, skipped=None, skipped_files=None, 
 
 def write_summary(path, summary):
     """Write the summary as indented JSON, atomically."""
-    from keras_colorize.training.callbacks import atomic_file
+    from keras_colorize.atomic_files import atomic_file
 
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -328,7 +328,7 @@ def write_grid(path, examples, rows):
     """Write the comparison grid PNG: one row per example; gray input, each model, truth."""
     from PIL import Image
 
-    from keras_colorize.training.callbacks import atomic_file
+    from keras_colorize.atomic_files import atomic_file
     from keras_colorize.visualization import comparison_grid
 
     columns = _example_columns(examples, rows)
@@ -522,7 +522,7 @@ def render_html(summary, examples=None):
 
 def write_html(path, summary, examples=None):
     """Write the HTML report (see `render_html`), atomically."""
-    from keras_colorize.training.callbacks import atomic_file
+    from keras_colorize.atomic_files import atomic_file
 
     with atomic_file(path) as tmp:
         tmp.write_text(render_html(summary, examples), encoding="utf-8")

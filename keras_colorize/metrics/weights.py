@@ -27,12 +27,12 @@ import hashlib
 import importlib.util
 import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import click
 import numpy as np
 
+from keras_colorize.atomic_files import atomic_file
 from keras_colorize.errors import UserInputError
 
 WEIGHTS_DIR_ENV = "KERAS_COLORIZE_WEIGHTS_DIR"
@@ -220,17 +220,8 @@ def _write_npz(arrays, output, source):
     output.parent.mkdir(parents=True, exist_ok=True)
     payload = {key: np.ascontiguousarray(value, dtype="float32") for key, value in arrays.items()}
     payload["__source__"] = np.array(source)
-    handle, temporary = tempfile.mkstemp(suffix=".npz", dir=output.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **payload)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates the file private (0600)
-        os.replace(temporary, output)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_file(output) as temporary, open(temporary, "wb") as stream:
+        np.savez(stream, **payload)
     return output
 
 

@@ -5,53 +5,15 @@ over the target with `os.replace`, so an interrupted run never leaves a half-wri
 checkpoint or picture behind.
 """
 
-import contextlib
 import csv
-import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from keras_colorize.atomic_files import atomic_file, write_json_atomic
 from keras_colorize.visualization import plot_history, save_comparison_grid
-
-
-@contextlib.contextmanager
-def atomic_file(path):
-    """Write a file atomically.
-
-    Yields a temporary path in the same folder (same suffix, so writers that look at
-    the extension work); when the block ends without an error it replaces `path`,
-    otherwise it is removed and `path` is left untouched.
-
-    Args:
-        path: str or Path. The file to (re)write.
-
-    Examples:
-        >>> from keras_colorize.training import atomic_file
-        >>> with atomic_file("state.json") as tmp:
-        ...     _ = tmp.write_text("{}")
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix or ".tmp")
-    os.close(handle)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def write_json_atomic(path, data):
-    """Write `data` as indented JSON, atomically."""
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
 def _is_finite(value):
