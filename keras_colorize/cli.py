@@ -22,6 +22,7 @@ import click
 
 from keras_colorize import __version__
 from keras_colorize.errors import UserInputError
+from keras_colorize.recipes.schema import STAGES
 
 BACKENDS = ("tensorflow", "jax", "torch")
 KERAS_ONLY_BACKENDS = ("numpy", "openvino")  # inference-only Keras backends (KERAS_BACKEND only)
@@ -192,19 +193,31 @@ def cli(backend):
     default=None,
     help="Run directory (default: train.run_dir, else runs/<recipe name>).",
 )
+@click.option(
+    "--stage",
+    type=click.Choice(STAGES),
+    default=None,
+    help="Instance-aware recipes: run this stage only (default: full, instance and fusion in order).",
+)
 @_backend_option
-def fit(recipe, overrides, resume, run_dir, backend):
+def fit(recipe, overrides, resume, run_dir, stage, backend):
     """Train the colorizer described by RECIPE (a YAML file or a built-in name).
 
     Writes the run directory: recipe.yaml, environment.json, checkpoints/last.keras and
     best.keras, state.json, history.csv, loss_curve.png and samples/epoch_XXX.png. An
     existing run is never overwritten: pass --resume to continue it.
 
+    A recipe with an `instances` section (instance-aware colorization) trains three
+    stages, each in its own run directory under the run directory: full/, instance/
+    and fusion/; each stage starts from the best.keras of the stages before it.
+
     \b
     Examples:
       keras-colorize fit quickstart
       keras-colorize fit unet_v1 --set data.train=photos/ --set train.epochs=20
       keras-colorize fit unet_v1 --set data.train=photos/ --resume
+      keras-colorize fit instance_fusion --set data.train=photos/ --set instances.boxes=boxes.json
+      keras-colorize fit instance_fusion --set data.train=photos/ --set instances.boxes=boxes.json --stage fusion
     """
     select_backend(backend)
     import_keras_quietly()
@@ -213,7 +226,7 @@ def fit(recipe, overrides, resume, run_dir, backend):
 
     loaded = load_recipe(recipe, overrides=overrides)
     try:
-        run_training(loaded, run_dir=run_dir, resume=resume)
+        run_training(loaded, run_dir=run_dir, resume=resume, stage=stage)
     except KeyboardInterrupt:
         click.echo(
             "\ninterrupted: the checkpoints of completed epochs are kept; continue with --resume", err=True
@@ -444,9 +457,20 @@ def plan_colorize(inputs, output):
     default=None,
     help="Use an exported SavedModel folder (keras-colorize export) instead of CHECKPOINT.",
 )
+@click.option(
+    "--boxes",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Instance boxes of the photos (COCO-style JSON, or a folder of one JSON/.npz per photo), "
+    "for an instance-aware CHECKPOINT (fusion stage).",
+)
 @_backend_option
-def colorize(checkpoint, inputs, output, overwrite, saved_model, backend):
+def colorize(checkpoint, inputs, output, overwrite, saved_model, boxes, backend):
     """Colorize photos of any size with CHECKPOINT (a .keras Colorizer or GAN/WGAN-GP trainer).
+
+    An instance-aware checkpoint (the fusion stage's) colorizes each photo with its
+    instance boxes from --boxes (matched by path relative to an input folder, else by
+    file name); photos without boxes, or without --boxes, take the full-image path.
 
     With --saved-model DIR, CHECKPOINT is left out: the exported SavedModel colorizes
     (through TensorFlow), so a deployment can be checked with the same command.
@@ -460,6 +484,8 @@ def colorize(checkpoint, inputs, output, overwrite, saved_model, backend):
     Examples:
       keras-colorize colorize runs/quickstart/checkpoints/best.keras old_photos/ -o colorized/
       keras-colorize colorize --saved-model exported/quickstart old_photos/ -o colorized/
+      keras-colorize colorize runs/instance_fusion/fusion/checkpoints/best.keras old_photos/ \\
+          --boxes old_photos_boxes.json -o colorized/
     """
     select_backend(backend)
     import_keras_quietly()
@@ -488,9 +514,10 @@ def colorize(checkpoint, inputs, output, overwrite, saved_model, backend):
         colorizer = SavedModelColorizer(saved_model)
     else:
         colorizer = load_colorizer(checkpoint)
+    instance_boxes = _instance_boxes_for(colorizer, boxes, checkpoint if saved_model is None else saved_model)
 
     progress = keras.utils.Progbar(len(pairs), unit_name="image")
-    done = skipped = 0
+    done = skipped = with_instances = 0
     for index, (source, target) in enumerate(pairs):
         try:
             image = load_image(source)
@@ -498,7 +525,12 @@ def colorize(checkpoint, inputs, output, overwrite, saved_model, backend):
             click.echo(f"\nwarning: skipped {error}", err=True)
             skipped += 1
         else:
-            result = colorizer.colorize(image)
+            if instance_boxes is None:
+                result = colorizer.colorize(image)
+            else:
+                photo_boxes = instance_boxes.for_image(source, root=_input_root(source, inputs))
+                with_instances += bool(photo_boxes)
+                result = colorizer.colorize(image, boxes=photo_boxes)
             target.parent.mkdir(parents=True, exist_ok=True)
             image_format = _SAVE_FORMATS.get(target.suffix.lower(), "PNG")
             with atomic_file(target) as tmp:
@@ -506,9 +538,39 @@ def colorize(checkpoint, inputs, output, overwrite, saved_model, backend):
             done += 1
         progress.update(index + 1)
     summary = f"colorized {done} image{'s' if done != 1 else ''} into {output}"
+    if instance_boxes is not None:
+        summary += f" ({with_instances} with instance boxes)"
     if skipped:
         summary += f"; skipped {skipped} unreadable"
     click.echo(summary)
+
+
+def _instance_boxes_for(colorizer, boxes, model_path):
+    """The `InstanceBoxes` of --boxes, checked against the colorizer (None without --boxes)."""
+    if boxes is None:
+        return None
+    from keras_colorize.data import read_boxes
+    from keras_colorize.models.fusion import FusionColorizer
+
+    if not isinstance(colorizer, FusionColorizer):
+        raise UserInputError(
+            f"{model_path}: --boxes needs an instance-aware checkpoint (the fusion stage's best.keras), "
+            f"not a {type(colorizer).__name__}"
+        )
+    return read_boxes(boxes)
+
+
+def _input_root(source, inputs):
+    """The input folder that holds `source` (its box entries may be relative to it), or None."""
+    for given in inputs:
+        folder = Path(given)
+        if folder.is_dir():
+            try:
+                Path(source).relative_to(folder)
+            except ValueError:
+                continue
+            return folder
+    return None
 
 
 # ----------------------------------------------------------------------------- listings

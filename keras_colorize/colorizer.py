@@ -9,7 +9,7 @@ from keras import ops
 from keras_colorize.color import model_outputs_to_rgb, normalize_l, rgb_to_lightness, rgb_to_model_inputs
 from keras_colorize.errors import UserInputError
 from keras_colorize.losses import get_reconstruction_loss
-from keras_colorize.models.registry import register
+from keras_colorize.serialization import register
 
 # Rows converted at a time when recombining a full-resolution photo (bounds memory).
 RECOMBINE_ROWS = 512
@@ -202,7 +202,23 @@ class Colorizer(keras.Model):
         Returns:
             NumPy uint8 sRGB, shape (H, W, 3).
         """
-        rgb = _to_float_rgb(image)
+        def predict_ab(l_small):
+            return ab_output(self.generator.predict_on_batch(l_small))
+
+        return self._colorize_rgb(_to_float_rgb(image), predict_ab)
+
+    def _colorize_rgb(self, rgb, predict_ab):
+        """Colorize one photo at full resolution with a given ab predictor.
+
+        Args:
+            rgb: NumPy sRGB in [0, 1], float32, shape (H, W, 3).
+            predict_ab: callable. Maps model-space L in [-1, 1], shape
+                (1, image_size[0], image_size[1], 1), to model-space ab in
+                [-1, 1], shape (1, image_size[0], image_size[1], 2).
+
+        Returns:
+            NumPy uint8 sRGB, shape (H, W, 3).
+        """
         height, width = rgb.shape[:2]
         lightness = np.concatenate(
             [
@@ -213,7 +229,7 @@ class Colorizer(keras.Model):
         l_small = ops.image.resize(
             ops.convert_to_tensor(normalize_l(lightness)[None]), self.image_size, antialias=True, data_format="channels_last"
         )
-        ab_small = ab_output(self.generator.predict_on_batch(l_small))
+        ab_small = predict_ab(l_small)
         ab_full = ops.convert_to_numpy(
             ops.image.resize(ops.convert_to_tensor(ab_small), (height, width), data_format="channels_last")
         )[0]

@@ -213,7 +213,8 @@ def test_base_of_builtin_and_no_chains(tmp_path, monkeypatch):
 def test_builtin_recipes_resolve_and_validate():
     found = list_builtin_recipes()
     assert set(found) == {
-        "quickstart", "unet_v1", "unet_v2", "pix2pix", "gan_l1", "gan_l1_class", "wgan_gp_l2_class"
+        "quickstart", "unet_v1", "unet_v2", "pix2pix", "gan_l1", "gan_l1_class", "wgan_gp_l2_class",
+        "instance_fusion",
     }
     assert all(description for description in found.values())
     for name in found:

@@ -1,7 +1,8 @@
-"""Image files to batches: listing, decoding, filtering, resize/crop/flip, labels, sample photos.
+"""Image files to batches: listing, decoding, filtering, resize/crop/flip, labels, instance boxes, sample photos.
 
-File-level functions (`list_images`, `load_image`, ...) do not import Keras;
-`ImageFolder` and `make_datasets` do, and are resolved on first use.
+File-level functions (`list_images`, `load_image`, `read_boxes`, ...) do not
+import Keras; `ImageFolder`, `make_datasets` and the instance data sets do, and
+are resolved on first use.
 
 Examples:
     >>> from keras_colorize.data import make_datasets
@@ -12,6 +13,16 @@ Examples:
 
 import importlib
 
+from keras_colorize.data.boxes import (
+    DEFAULT_MAX_INSTANCES,
+    DEFAULT_MIN_SCORE,
+    DEFAULT_MIN_VARIANCE,
+    Box,
+    InstanceBoxes,
+    InstanceBoxesError,
+    read_boxes,
+    select_instances,
+)
 from keras_colorize.data.files import (
     IMAGE_EXTENSIONS,
     NoImagesError,
@@ -30,11 +41,22 @@ _LAZY = {
     "ImageFolder": "keras_colorize.data.dataset",
     "make_datasets": "keras_colorize.data.dataset",
     "CACHE_LIMIT_BYTES": "keras_colorize.data.dataset",
+    "InstanceImageFolder": "keras_colorize.data.instances",
+    "InstanceCropFolder": "keras_colorize.data.instances",
+    "make_instance_datasets": "keras_colorize.data.instances",
+    "crop_instances": "keras_colorize.data.instances",
+    "pack_instances": "keras_colorize.data.instances",
 }
 
 __all__ = sorted(
     [
+        "Box",
+        "DEFAULT_MAX_INSTANCES",
+        "DEFAULT_MIN_SCORE",
+        "DEFAULT_MIN_VARIANCE",
         "IMAGE_EXTENSIONS",
+        "InstanceBoxes",
+        "InstanceBoxesError",
         "NoImagesError",
         "SAMPLE_PHOTOS",
         "SkippedImageWarning",
@@ -43,9 +65,11 @@ __all__ = sorted(
         "is_grayscale",
         "list_images",
         "load_image",
+        "read_boxes",
         "resize_short_side",
         "sample_photo_paths",
         "sample_photos",
+        "select_instances",
         "split_files",
         *_LAZY,
     ]

@@ -36,7 +36,7 @@ SAMPLES = "samples"
 _REASONS = ("unreadable", "grayscale", "no class folder", "unknown class")
 
 
-def _positive_int(value, name):
+def positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise UserInputError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
@@ -58,7 +58,61 @@ def _scan_one(path, resize_to, check_grayscale, threshold, keep):
     return None, (resize_short_side(image, resize_to) if keep() else None), ""
 
 
-class ImageFolder(keras.utils.PyDataset):
+class SeededEpochs(keras.utils.PyDataset):
+    """Epoch bookkeeping shared by the datasets: batches per epoch and a seeded order.
+
+    A subclass sets `seed`, `repeat`, `training`, `shuffle`, `batch_size`, `_epoch = 0`
+    and `_order = None`, and defines `sample_count`. The order of an epoch is a
+    permutation per pass seeded with (seed, epoch, 0, pass) when shuffling; training
+    drops the last partial batch.
+    """
+
+    @property
+    def sample_count(self):
+        """int: samples per pass over the data."""
+        raise NotImplementedError
+
+    @property
+    def epoch(self):
+        """int: the current epoch, which seeds the shuffle and the augmentation."""
+        return self._epoch
+
+    @epoch.setter
+    def epoch(self, value):
+        self._epoch = int(value)
+
+    @property
+    def num_batches(self):
+        """int: batches per epoch."""
+        count = self.sample_count * self.repeat
+        if self.training:
+            return count // self.batch_size
+        return -(-count // self.batch_size)
+
+    def __len__(self):
+        return self.num_batches
+
+    def on_epoch_end(self):
+        """Advance to the next epoch (a new shuffle and new augmentation)."""
+        self._epoch += 1
+
+    def _epoch_order(self):
+        epoch = self._epoch
+        cached = self._order
+        if cached is not None and cached[0] == epoch:
+            return cached[1]
+        n = self.sample_count
+        if self.shuffle:
+            order = np.concatenate(
+                [np.random.default_rng([self.seed, epoch, 0, r]).permutation(n) for r in range(self.repeat)]
+            )
+        else:
+            order = np.tile(np.arange(n), self.repeat)
+        self._order = (epoch, order)
+        return order
+
+
+class ImageFolder(SeededEpochs):
     """Batches of photos from a folder or a list of files, ready for `model.fit`.
 
     Construction scans every file once (in a thread pool): files that cannot
@@ -170,17 +224,17 @@ class ImageFolder(keras.utils.PyDataset):
         grayscale_threshold=GRAYSCALE_THRESHOLD,
         **kwargs,
     ):
-        workers = _positive_int(workers, "workers")
+        workers = positive_int(workers, "workers")
         super().__init__(workers=workers, **kwargs)
         self.name = str(name)
-        self.image_size = _positive_int(image_size, "image_size")
-        self.batch_size = _positive_int(batch_size, "batch_size")
-        self.resize_to = _positive_int(resize_to if resize_to is not None else image_size, "resize_to")
+        self.image_size = positive_int(image_size, "image_size")
+        self.batch_size = positive_int(batch_size, "batch_size")
+        self.resize_to = positive_int(resize_to if resize_to is not None else image_size, "resize_to")
         if self.resize_to < self.image_size:
             raise UserInputError(
                 f"resize_to ({self.resize_to}) must be at least image_size ({self.image_size})"
             )
-        self.repeat = _positive_int(repeat, "repeat")
+        self.repeat = positive_int(repeat, "repeat")
         self.training = bool(training)
         self.shuffle = self.training if shuffle is None else bool(shuffle)
         self.drop_grayscale = self.training if drop_grayscale is None else bool(drop_grayscale)
@@ -303,46 +357,9 @@ class ImageFolder(keras.utils.PyDataset):
     # --------------------------------------------------------------- batches
 
     @property
-    def epoch(self):
-        """int: the current epoch, which seeds the shuffle and the augmentation."""
-        return self._epoch
-
-    @epoch.setter
-    def epoch(self, value):
-        self._epoch = int(value)
-
-    @property
-    def num_batches(self):
-        """int: batches per epoch."""
-        count = len(self.files) * self.repeat
-        if self.training:
-            return count // self.batch_size
-        return -(-count // self.batch_size)
-
-    def __len__(self):
-        return self.num_batches
-
-    def on_epoch_end(self):
-        """Advance to the next epoch (a new shuffle and new crops)."""
-        self._epoch += 1
-
-    def _epoch_order(self):
-        epoch = self._epoch
-        cached = self._order
-        if cached is not None and cached[0] == epoch:
-            return cached[1]
-        n = len(self.files)
-        if self.shuffle:
-            order = np.concatenate(
-                [
-                    np.random.default_rng([self.seed, epoch, 0, r]).permutation(n)
-                    for r in range(self.repeat)
-                ]
-            )
-        else:
-            order = np.tile(np.arange(n), self.repeat)
-        self._order = (epoch, order)
-        return order
+    def sample_count(self):
+        """int: samples per pass over the data: the usable files."""
+        return len(self.files)
 
     def resized_image(self, index):
         """The image of ``files[index]``, shorter side `resize_to`.
@@ -404,7 +421,40 @@ class ImageFolder(keras.utils.PyDataset):
 
 
 # Arguments that only make sense for the training set of `make_datasets`.
-_TRAINING_ONLY = ("repeat", "shuffle", "drop_grayscale", "training", "name", "class_names", "root")
+TRAINING_ONLY = ("repeat", "shuffle", "drop_grayscale", "training", "name", "class_names", "root")
+
+
+def resolve_sources(train, validation, validation_fraction, seed):
+    """The training and validation sources of `make_datasets`'s conventions.
+
+    `"samples"` names the built-in sample photos; without `validation`, a
+    `validation_fraction` of the training files is held out (seeded, stratified by
+    sub-folder), and both sets keep the training folder as their class root.
+
+    Returns:
+        tuple: (train source, train root or None, validation source or None,
+        validation root or None); a source is a folder or a list of files.
+
+    Raises:
+        UserInputError: `validation_fraction` outside [0, 1).
+    """
+
+    def resolve(source):
+        if isinstance(source, str) and source == SAMPLES:
+            return sample_photo_paths()
+        return source
+
+    if not 0.0 <= float(validation_fraction) < 1.0:
+        raise UserInputError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
+    train_source = resolve(train)
+    train_root = validation_source = validation_root = None
+    if validation is not None:
+        validation_source = resolve(validation)
+    elif validation_fraction > 0:
+        if isinstance(train_source, (str, os.PathLike)):
+            train_root = validation_root = pathlib.Path(train_source)
+        train_source, validation_source = split_files(train_source, validation_fraction, seed=seed)
+    return train_source, train_root, validation_source, validation_root
 
 
 def make_datasets(
@@ -455,24 +505,9 @@ def make_datasets(
         >>> train, val = make_datasets("samples", 64, 4, validation_fraction=0.25)  # doctest: +SKIP
     """
 
-    def resolve(source):
-        if isinstance(source, str) and source == SAMPLES:
-            return sample_photo_paths()
-        return source
-
-    if not 0.0 <= float(validation_fraction) < 1.0:
-        raise UserInputError(
-            f"validation_fraction must be in [0, 1), got {validation_fraction!r}"
-        )
-    train_source = resolve(train)
-    train_root = validation_source = validation_root = None
-    if validation is not None:
-        validation_source = resolve(validation)
-    elif validation_fraction > 0:
-        if isinstance(train_source, (str, os.PathLike)):
-            train_root = validation_root = pathlib.Path(train_source)
-        train_source, validation_source = split_files(train_source, validation_fraction, seed=seed)
-
+    train_source, train_root, validation_source, validation_root = resolve_sources(
+        train, validation, validation_fraction, seed
+    )
     train_set = ImageFolder(
         train_source,
         image_size,
@@ -486,7 +521,7 @@ def make_datasets(
     )
     if validation_source is None:
         return train_set, None
-    shared = {k: v for k, v in kwargs.items() if k not in _TRAINING_ONLY}
+    shared = {k: v for k, v in kwargs.items() if k not in TRAINING_ONLY}
     validation_set = ImageFolder(
         validation_source,
         image_size,

@@ -7,11 +7,11 @@ throughout; the published constants in degrees are converted once below.
 
 import math
 
-import keras
 from keras import ops
 
 from keras_colorize.color import rgb_to_lab
 from keras_colorize.metrics._common import ImageMetric, prepare_pair
+from keras_colorize.serialization import register
 
 _TWO_PI = 2.0 * math.pi
 _POW25_7 = 25.0**7
@@ -153,7 +153,7 @@ def mean_ciede2000(y_true, y_pred):
     return ops.mean(ciede2000(lab_true, lab_pred), axis=(1, 2))
 
 
-@keras.saving.register_keras_serializable(package="keras_colorize")
+@register
 class CIEDE2000(ImageMetric):
     """Mean CIEDE2000 colour difference, per image then over images (lower is better).
 

@@ -39,6 +39,7 @@ from keras_colorize.metrics.weights import (
     inception_units,
     read_weight_file,
 )
+from keras_colorize.serialization import register
 
 FID_INPUT_SIZE = 299
 FID_FEATURES = 2048
@@ -141,7 +142,7 @@ def _block_e(x, name, pool):
     )
 
 
-@keras.saving.register_keras_serializable(package="keras_colorize")
+@register
 class FIDInceptionV3(keras.Model):
     """The FID Inception network (TensorFlow Inception 2015-12-05, pytorch-fid's variant).
 
@@ -557,7 +558,7 @@ class _InceptionMetric(keras.metrics.Metric):
         return {"name": self.name, "dtype": self.dtype, "weights": self.weights_path, "batch_size": self.batch_size}
 
 
-@keras.saving.register_keras_serializable(package="keras_colorize")
+@register
 class FrechetInceptionDistance(_InceptionMetric):
     """FID between the images passed as `y_true` and those passed as `y_pred` (lower is better).
 
@@ -620,7 +621,7 @@ class FrechetInceptionDistance(_InceptionMetric):
         return frechet_distance(stats["mu_true"], stats["sigma_true"], stats["mu_pred"], stats["sigma_pred"])
 
 
-@keras.saving.register_keras_serializable(package="keras_colorize")
+@register
 class KernelInceptionDistance(_InceptionMetric):
     """KID between the images passed as `y_true` and those passed as `y_pred` (lower is better).
 

@@ -7,11 +7,11 @@ values over all the images it has seen (weighted by `sample_weight` when given).
 Maths runs in float32 whatever the input dtype.
 """
 
-import keras
 from keras import ops
 
 from keras_colorize.metrics._common import ImageMetric, check_rgb_batch, prepare_pair
 from keras_colorize.metrics.color_difference import CIEDE2000
+from keras_colorize.serialization import register
 
 SSIM_FILTER_SIZE = 11
 SSIM_FILTER_SIGMA = 1.5
@@ -148,7 +148,7 @@ def _prediction_colorfulness(y_true, y_pred):
     return colorfulness(y_pred)
 
 
-@keras.saving.register_keras_serializable(package="keras_colorize")
+@register
 class PSNR(ImageMetric):
     """Mean PSNR over images, in dB (data range 1, see `psnr`; higher is better).
 
@@ -168,7 +168,7 @@ class PSNR(ImageMetric):
         super().__init__(psnr, name=name, dtype=dtype, direction="up")
 
 
-@keras.saving.register_keras_serializable(package="keras_colorize")
+@register
 class SSIM(ImageMetric):
     """Mean SSIM over images (Gaussian window, sigma 1.5, on RGB; higher is better).
 
@@ -184,7 +184,7 @@ class SSIM(ImageMetric):
         super().__init__(ssim, name=name, dtype=dtype, direction="up")
 
 
-@keras.saving.register_keras_serializable(package="keras_colorize")
+@register
 class MAE255(ImageMetric):
     """Mean absolute error on the 0-255 scale, averaged over images (lower is better).
 
@@ -200,7 +200,7 @@ class MAE255(ImageMetric):
         super().__init__(mean_absolute_error_255, name=name, dtype=dtype, direction="down")
 
 
-@keras.saving.register_keras_serializable(package="keras_colorize")
+@register
 class Colorfulness(ImageMetric):
     """Mean colourfulness (Hasler and Suesstrunk) of the predicted images.
 
@@ -218,7 +218,7 @@ class Colorfulness(ImageMetric):
         super().__init__(_prediction_colorfulness, name=name, dtype=dtype)
 
 
-@keras.saving.register_keras_serializable(package="keras_colorize")
+@register
 class ColorfulnessGap(ImageMetric):
     """Mean over images of |C(y_pred) - C(y_true)|, the colourfulness gap (lower is better).
 

@@ -31,6 +31,7 @@ from keras_colorize.metrics.weights import (
     lpips_weights_path,
     read_weight_file,
 )
+from keras_colorize.serialization import register
 
 LPIPS_SHIFT = (-0.030, -0.088, -0.188)
 LPIPS_SCALE = (0.458, 0.448, 0.450)
@@ -43,7 +44,7 @@ LPIPS_MIN_SIZE = {"alex": 31, "vgg": 16}
 _VGG_STAGES = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 
 
-@keras.saving.register_keras_serializable(package="keras_colorize")
+@register
 class LPIPSInputScaling(keras.layers.Layer):
     """Maps sRGB in [0, 1] to the LPIPS backbone input: (2x - 1 - shift) / scale, per channel.
 
@@ -56,7 +57,7 @@ class LPIPSInputScaling(keras.layers.Layer):
         return (2.0 * images - 1.0 - shift) / scale
 
 
-@keras.saving.register_keras_serializable(package="keras_colorize")
+@register
 class NormalizedSquaredDifference(keras.layers.Layer):
     """(f0 / (||f0|| + eps) - f1 / (||f1|| + eps))^2, the norm over the channel axis.
 
@@ -85,7 +86,7 @@ class NormalizedSquaredDifference(keras.layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
-@keras.saving.register_keras_serializable(package="keras_colorize")
+@register
 class SumOverStages(keras.layers.Layer):
     """Sums a list of (N, 1) tensors into one value per image, shape (N,)."""
 
@@ -137,7 +138,7 @@ def lpips_backbone(network="alex"):
     return keras.Model(inputs, outputs, name=f"lpips_{network}_backbone")
 
 
-@keras.saving.register_keras_serializable(package="keras_colorize")
+@register
 class LPIPSNetwork(keras.Model):
     """The LPIPS v0.1 network: two sRGB batches in, one distance per image out.
 
@@ -269,7 +270,7 @@ def lpips_distance(y_true, y_pred, network="alex", weights=None):
     return ops.cast(model([y_true, y_pred]), "float32")
 
 
-@keras.saving.register_keras_serializable(package="keras_colorize")
+@register
 class LPIPS(ImageMetric):
     """Mean LPIPS v0.1 distance over images (lower is better).
 
@@ -310,7 +311,7 @@ class LPIPS(ImageMetric):
         return cls(**config)
 
 
-@keras.saving.register_keras_serializable(package="keras_colorize")
+@register
 class LPIPSLoss(keras.losses.Loss):
     """LPIPS v0.1 as a training loss: the per-image distance, reduced over the batch.
 

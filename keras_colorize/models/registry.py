@@ -7,28 +7,23 @@ A zoo class is registered once with `register_model`; `list_models()` and
 import keras
 
 from keras_colorize.errors import UserInputError
-
-PACKAGE = "keras_colorize"
-
-
-def register(cls):
-    """Register a class with Keras serialization under the package name."""
-    return keras.saving.register_keras_serializable(package=PACKAGE)(cls)
+from keras_colorize.serialization import PACKAGE, register
 
 
-ROLES = ("generator", "critic")
+ROLES = ("generator", "critic", "fusion")
 
 
 def register_model(cls=None, role="generator"):
     """Register a zoo network: serializable, listed by `list_models()`.
 
-    Use as `@register_model` (a generator: model-space L -> ab) or
-    `@register_model(role="critic")` (L and ab -> patch scores).
+    Use as `@register_model` (a generator: model-space L -> ab),
+    `@register_model(role="critic")` (L and ab -> patch scores) or
+    `@register_model(role="fusion")` (L, instance crops and boxes -> ab).
 
     Args:
         cls: type or None. The class, when used without arguments. Defaults to None.
-        role: "generator" or "critic". What a recipe may use the class as.
-            Defaults to "generator".
+        role: "generator", "critic" or "fusion". What a recipe may use the class
+            as. Defaults to "generator".
 
     Returns:
         The class itself (registered), or a decorator when `cls` is None.
@@ -57,7 +52,7 @@ def list_models(role=None):
     """Names of the registered zoo models, sorted.
 
     Args:
-        role: "generator", "critic" or None (all). Defaults to None.
+        role: "generator", "critic", "fusion" or None (all). Defaults to None.
 
     Examples:
         >>> from keras_colorize.models import list_models

@@ -247,6 +247,30 @@ def build_colorizer(recipe, compile=True, steps_per_epoch=None):
     return colorizer
 
 
+def _data_arguments(recipe):
+    """The dataset arguments every recipe-built dataset shares (`data` and `train` values)."""
+    data, train = recipe["data"], recipe["train"]
+    return {
+        "batch_size": train["batch_size"],
+        "validation": data["validation"],
+        "validation_fraction": data["validation_fraction"],
+        "seed": train["seed"],
+        "resize_to": data["resize_to"],
+        "drop_grayscale": data["drop_grayscale"],
+        "repeat": data["repeat"],
+        "cache": data["cache"],
+        "workers": data["workers"],
+    }
+
+
+def _data_error(recipe, error):
+    """A data problem as a `RecipeError` on the data key the message names."""
+    message = _first_line(error)
+    validation = recipe["data"]["validation"]
+    key = "data.validation" if validation and str(validation) in message else "data.train"
+    return recipe.error(key, message)
+
+
 def build_datasets(recipe):
     """Build the training and validation datasets of a recipe.
 
@@ -265,28 +289,17 @@ def build_datasets(recipe):
 
     recipe = _as_recipe(recipe)
     data = recipe["data"]
-    train = recipe["train"]
     try:
         train_set, validation_set = make_datasets(
             data["train"],
             image_size=recipe["colorizer"]["image_size"],
-            batch_size=train["batch_size"],
-            validation=data["validation"],
-            validation_fraction=data["validation_fraction"],
-            seed=train["seed"],
-            resize_to=data["resize_to"],
-            drop_grayscale=data["drop_grayscale"],
-            repeat=data["repeat"],
-            cache=data["cache"],
-            workers=data["workers"],
             with_labels=data["labels"],
+            **_data_arguments(recipe),
         )
     except RecipeError:
         raise
     except UserInputError as error:
-        message = _first_line(error)
-        key = "data.validation" if data["validation"] and str(data["validation"]) in message else "data.train"
-        raise recipe.error(key, message) from None
+        raise _data_error(recipe, error) from None
     _check_class_count(recipe, train_set)
     return train_set, validation_set
 
@@ -316,3 +329,143 @@ def _check_class_count(recipe, train_set):
             f"{num_classes} classes, but {recipe['data']['train']} has {len(train_set.class_names)} class "
             f"sub-folders ({names})",
         )
+
+
+# ----------------------------------------------------------------------------- instance-aware stages
+
+
+def _instance_settings(recipe):
+    """The `instances` box-selection settings that are set (None: the library default)."""
+    section = recipe["instances"]
+    return {key: section[key] for key in ("min_score", "min_variance", "max_instances") if section.get(key) is not None}
+
+
+def _instance_size(recipe):
+    return recipe["instances"].get("instance_size") or recipe["colorizer"]["image_size"]
+
+
+def build_instance_datasets(recipe, kind):
+    """Build the datasets of an instance-aware stage from `data` and `instances`.
+
+    Args:
+        recipe: Recipe. A loaded recipe with an `instances` section.
+        kind: "crops" (the instance stage: every kept instance's crop, at
+            `instances.instance_size`) or "images" (the fusion stage: photos at
+            `colorizer.image_size` with their instance crops, boxes and masks).
+
+    Returns:
+        A tuple `(train, validation)` (validation may be None) of
+        `InstanceCropFolder` or `InstanceImageFolder`.
+
+    Raises:
+        RecipeError: a missing folder or boxes file, or no usable image or instance.
+    """
+    from keras_colorize.data import make_instance_datasets, read_boxes
+
+    recipe = _as_recipe(recipe)
+    data, section = recipe["data"], recipe["instances"]
+    try:
+        boxes = read_boxes(section["boxes"])
+    except UserInputError as error:
+        raise recipe.error(("instances", "boxes"), _first_line(error)) from None
+    validation_boxes = None
+    if section.get("validation_boxes"):
+        try:
+            validation_boxes = read_boxes(section["validation_boxes"])
+        except UserInputError as error:
+            raise recipe.error(("instances", "validation_boxes"), _first_line(error)) from None
+    crops = kind == "crops"
+    try:
+        return make_instance_datasets(
+            data["train"],
+            image_size=_instance_size(recipe) if crops else recipe["colorizer"]["image_size"],
+            boxes=boxes,
+            validation_boxes=validation_boxes,
+            kind=kind,
+            instance_size=None if crops else _instance_size(recipe),
+            **_instance_settings(recipe),
+            **_data_arguments(recipe),
+        )
+    except RecipeError:
+        raise
+    except UserInputError as error:
+        raise _data_error(recipe, error) from None
+
+
+def _stage_generator(path):
+    """The generator of a stage checkpoint (a Colorizer `.keras` file)."""
+    from keras_colorize.colorizer import load_colorizer
+
+    return load_colorizer(path).generator
+
+
+def build_instance_colorizer(recipe, full_checkpoint, steps_per_epoch=None, compile=True):
+    """Build the instance colorizer of stage 2: a copy of the full-image colorizer's generator.
+
+    Args:
+        recipe: Recipe. A loaded recipe with an `instances` section.
+        full_checkpoint: str or Path. The full-image stage's `best.keras`.
+        steps_per_epoch: int or None. Batches per epoch, for the learning-rate
+            schedule. Defaults to None.
+        compile: bool. Compile with the recipe's optimizer and `colorizer.loss`.
+            Defaults to True.
+
+    Returns:
+        A `Colorizer` at `instances.instance_size` whose generator has the full-image
+        generator's configuration and weights.
+    """
+    from keras_colorize.colorizer import Colorizer
+    from keras_colorize.models.fusion import clone_generator
+
+    recipe = _as_recipe(recipe)
+    colorizer = Colorizer(clone_generator(_stage_generator(full_checkpoint)), image_size=_instance_size(recipe))
+    if compile:
+        total = steps_per_epoch * recipe["train"]["epochs"] if steps_per_epoch else None
+        colorizer.compile(optimizer=build_optimizer(recipe, decay_steps=total), loss=recipe["colorizer"]["loss"])
+    return colorizer
+
+
+def build_fusion_colorizer(recipe, full_checkpoint, instance_checkpoint, steps_per_epoch=None, compile=True):
+    """Build the fusion stage's `FusionColorizer` from the two earlier stages' checkpoints.
+
+    Args:
+        recipe: Recipe. A loaded recipe with an `instances` section.
+        full_checkpoint: str or Path. The full-image stage's `best.keras`.
+        instance_checkpoint: str or Path. The instance stage's `best.keras`.
+        steps_per_epoch: int or None. Batches per epoch, for the learning-rate
+            schedule. Defaults to None.
+        compile: bool. Compile with the recipe's optimizer and `colorizer.loss`.
+            Defaults to True.
+
+    Returns:
+        A `FusionColorizer` whose two generators are frozen; its inputs are the dicts
+        of `InstanceImageFolder` (sRGB in [0, 1]).
+
+    Raises:
+        RecipeError: unknown fusion points or bad settings.
+    """
+    from keras_colorize.models.fusion import FusionColorizer, SimpleWeightModel
+
+    recipe = _as_recipe(recipe)
+    section = recipe["instances"]
+    fusion_kwargs = {}
+    if section.get("fusion_points") is not None:
+        fusion_kwargs["fusion_points"] = tuple(section["fusion_points"])
+    if section.get("weight_filters") is not None:
+        fusion_kwargs["filters"] = section["weight_filters"]
+    try:
+        fusion_model = SimpleWeightModel(
+            _stage_generator(full_checkpoint), _stage_generator(instance_checkpoint), **fusion_kwargs
+        )
+    except (UserInputError, ValueError) as error:
+        raise recipe.error("instances", _first_line(error)) from None
+    colorizer = FusionColorizer(
+        fusion_model,
+        image_size=recipe["colorizer"]["image_size"],
+        instance_size=_instance_size(recipe),
+        **_instance_settings(recipe),
+    )
+    if compile:
+        total = steps_per_epoch * recipe["train"]["epochs"] if steps_per_epoch else None
+        colorizer.compile(optimizer=build_optimizer(recipe, decay_steps=total), loss=recipe["colorizer"]["loss"])
+    return colorizer

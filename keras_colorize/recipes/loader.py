@@ -22,7 +22,13 @@ import jsonschema
 import yaml
 
 from keras_colorize.errors import UserInputError
-from keras_colorize.recipes.schema import RECIPE_SCHEMA, SECTION_ORDER, default_sections, section_keys
+from keras_colorize.recipes.schema import (
+    RECIPE_SCHEMA,
+    SECTION_ORDER,
+    default_sections,
+    optional_section_defaults,
+    section_keys,
+)
 
 SAMPLES = "samples"
 _SET_SUFFIX = " (--set)"
@@ -382,6 +388,10 @@ def _fill_defaults(data):
             # The default learning rate is Adam's; another optimizer keeps its own default.
             defaults = {"name": defaults["name"]}
         filled[section] = {**defaults, **current}
+    for section, defaults in optional_section_defaults().items():
+        current = filled.get(section)
+        if isinstance(current, dict):
+            filled[section] = _deep_merge(defaults, current)
     return filled
 
 
@@ -551,6 +561,24 @@ def _check_trainer_sections(recipe):
         raise recipe.error(("trainer", "teacher"), "class_target teacher needs the path of a .keras classifier")
 
 
+def _check_instance_sections(recipe):
+    """`stages` only with `instances`; instance-aware training is regression only."""
+    if "stages" in recipe and "instances" not in recipe:
+        raise recipe.error("stages", "needs an instances section (instance-aware training: instances.boxes)")
+    if "instances" in recipe and "trainer" in recipe:
+        raise recipe.error("trainer", "instance-aware training (instances) trains with a regression loss, not a trainer")
+
+
+def _check_instance_model(recipe):
+    from keras_colorize import models
+    from keras_colorize.models.unet import UNet
+
+    name = recipe["model"]["name"]
+    if not issubclass(models.get_model_class(name), UNet):
+        unets = [n for n in models.list_models("generator") if issubclass(models.get_model_class(n), UNet)]
+        raise recipe.error(("model", "name"), f"instance-aware training needs a U-Net ({', '.join(unets)}), not {name}")
+
+
 def _check_trainer(recipe):
     from keras_colorize.training import gan
 
@@ -591,11 +619,14 @@ def validate_recipe(recipe, check_classes=True):
             "set either data.validation (a folder) or data.validation_fraction, not both",
         )
     _check_trainer_sections(recipe)
+    _check_instance_sections(recipe)
     if check_classes:
         _check_model(recipe)
         _check_optimizer(recipe)
         if "trainer" in recipe:
             _check_trainer(recipe)
+        if "instances" in recipe:
+            _check_instance_model(recipe)
 
 
 def check_data_paths(recipe, keys=("data.train", "data.validation")):

@@ -42,6 +42,20 @@ and are checked against its signature when the recipe is loaded
   `runs/<name>`); `num_samples` (4), images in each `samples/epoch_XXX.png`;
   `tensorboard` (false), also write TensorBoard logs (scalars and the sample
   grids) to `<run_dir>/tensorboard` (needs TensorFlow installed, any backend).
+- `instances` (absent: one-stage training): instance-aware colorization in three
+  stages (full image, instance crops, fusion). `boxes`, the instance boxes of the
+  training photos: a COCO-style JSON file or a folder of one JSON (or `.npz`) file per
+  image (see `keras_colorize.data.read_boxes`); `validation_boxes` (null: `boxes`), for
+  a separate `data.validation` folder; `min_score`, `min_variance` and `max_instances`
+  (null: the defaults of `keras_colorize.data.select_instances`, 0.99, 2000 and 8),
+  which boxes become instances; `instance_size` (null: `colorizer.image_size`), the
+  side of the instance crops; `fusion_points` (null: every decoder block below full
+  resolution), where the feature maps are fused; `weight_filters` (null: the
+  `SimpleWeightModel` default), the width of the weight networks. `model` must be a
+  U-Net (`UNetV1` or `UNetV2`).
+- `stages` (with `instances`): `full`, `instance` and `fusion`, each with `epochs`,
+  `batch_size`, `steps_per_epoch` and `learning_rate` (null: the `train` and
+  `optimizer` values) for that stage.
 - `evaluate`: `data` (null), the default folder of `keras-colorize evaluate` for this
   run's checkpoints; `batch_size` (16).
 
@@ -54,6 +68,8 @@ LOSSES = ("l1", "l2", "huber")
 
 TRAINERS = ("GANTrainer", "WGANGPTrainer")
 SCHEDULES = ("constant", "cosine")
+STAGES = ("full", "instance", "fusion")
+"""The stages of instance-aware training, in the order they run."""
 
 _POSITIVE_INT = {"type": "integer", "minimum": 1}
 _OPTIONAL_PATH = {"type": ["string", "null"], "minLength": 1}
@@ -71,6 +87,17 @@ _OPTIMIZER_SECTION = {
         "learning_rate": {"type": "number", "exclusiveMinimum": 0},
     },
     "additionalProperties": True,
+}
+
+_STAGE_SECTION = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "epochs": {"type": ["integer", "null"], "minimum": 1},
+        "batch_size": {"type": ["integer", "null"], "minimum": 1},
+        "steps_per_epoch": {"type": ["integer", "null"], "minimum": 1},
+        "learning_rate": {"type": ["number", "null"], "exclusiveMinimum": 0},
+    },
 }
 
 RECIPE_SCHEMA = {
@@ -145,6 +172,26 @@ RECIPE_SCHEMA = {
                 "tensorboard": {"type": "boolean"},
             },
         },
+        "instances": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["boxes"],
+            "properties": {
+                "boxes": {"type": "string", "minLength": 1},
+                "validation_boxes": _OPTIONAL_PATH,
+                "min_score": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                "min_variance": {"type": ["number", "null"], "minimum": 0},
+                "max_instances": {"type": ["integer", "null"], "minimum": 1},
+                "instance_size": {"type": ["integer", "null"], "minimum": 8},
+                "fusion_points": {"type": ["array", "null"], "items": {"type": "string"}, "minItems": 1},
+                "weight_filters": {"type": ["integer", "null"], "minimum": 1},
+            },
+        },
+        "stages": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {stage: _STAGE_SECTION for stage in STAGES},
+        },
         "evaluate": {
             "type": "object",
             "additionalProperties": False,
@@ -184,6 +231,23 @@ DEFAULTS = {
     "evaluate": {"data": None, "batch_size": 16},
 }
 
+# Defaults of the sections that are filled in only when a recipe has them.
+OPTIONAL_DEFAULTS = {
+    "instances": {
+        "validation_boxes": None,
+        "min_score": None,
+        "min_variance": None,
+        "max_instances": None,
+        "instance_size": None,
+        "fusion_points": None,
+        "weight_filters": None,
+    },
+    "stages": {
+        stage: {"epochs": None, "batch_size": None, "steps_per_epoch": None, "learning_rate": None}
+        for stage in STAGES
+    },
+}
+
 SECTION_ORDER = (
     "name",
     "description",
@@ -195,6 +259,8 @@ SECTION_ORDER = (
     "optimizer",
     "discriminator_optimizer",
     "schedule",
+    "instances",
+    "stages",
     "data",
     "train",
     "evaluate",
@@ -218,3 +284,8 @@ def section_keys(section):
 def default_sections():
     """A fresh deep copy of `DEFAULTS`."""
     return copy.deepcopy(DEFAULTS)
+
+
+def optional_section_defaults():
+    """A fresh deep copy of `OPTIONAL_DEFAULTS`."""
+    return copy.deepcopy(OPTIONAL_DEFAULTS)

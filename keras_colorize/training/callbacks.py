@@ -146,7 +146,8 @@ class SampleGrid(keras.callbacks.Callback):
     prediction and the truth.
 
     Args:
-        images: sRGB in [0, 1], float32, shape (N, H, W, 3), at the model size.
+        images: sRGB in [0, 1], float32, shape (N, H, W, 3), at the model size; or a
+            model input dict whose "images" entry is that (instance-aware models).
         directory: str or Path. The output folder.
         tensorboard_dir: str, Path or None. Also log each grid as the TensorBoard
             image `samples` (step: the 1-based epoch) under `tensorboard_dir/samples`
@@ -157,7 +158,8 @@ class SampleGrid(keras.callbacks.Callback):
         super().__init__()
         from keras_colorize.colorizer import gray_baseline
 
-        self.images = np.asarray(images, "float32")
+        self.inputs = images
+        self.images = np.asarray(images["images"] if isinstance(images, dict) else images, "float32")
         self.gray = gray_baseline(self.images)
         self.directory = Path(directory)
         self.tensorboard_dir = None if tensorboard_dir is None else Path(tensorboard_dir) / "samples"
@@ -166,7 +168,7 @@ class SampleGrid(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not _epoch_is_good(self.model, logs):
             return
-        prediction = self.model.predict_rgb(self.images)
+        prediction = self.model.predict_rgb(self.inputs)
         path = self.directory / f"epoch_{epoch + 1:03d}.png"
         with atomic_file(path) as tmp:
             save_comparison_grid(tmp, self.images, prediction, gray=self.gray)

@@ -154,12 +154,11 @@ def _apply_learning_rate(model, recipe):
             _say(f"{section}.learning_rate {current:g} (checkpoint) -> {float(wanted):g} (recipe)")
 
 
-def _load_run_checkpoint(path, recipe):
-    """The model of `checkpoints/last.keras`, checked against the recipe's kind of training."""
-    from keras_colorize.colorizer import Colorizer, load_checkpoint
+def _load_run_checkpoint(path, wanted):
+    """The model of `checkpoints/last.keras`, checked to be a `wanted` (class name)."""
+    from keras_colorize.colorizer import load_checkpoint
 
     model = load_checkpoint(path)
-    wanted = recipe["trainer"]["name"] if "trainer" in recipe else Colorizer.__name__
     if type(model).__name__ != wanted:
         raise RunDirectoryError(f"{path}: holds a {type(model).__name__}, but the recipe trains a {wanted}")
     return model
@@ -255,7 +254,59 @@ def _say(message):
     print(message, flush=True)
 
 
-def run_training(recipe, run_dir=None, resume=False, overrides=(), verbose="auto"):
+class RunPlan:
+    """What one run directory trains: how to get its data and model, and how to show them.
+
+    The default plan trains what a one-stage recipe describes (a Colorizer or an
+    adversarial trainer); instance-aware training gives one plan per stage
+    (`keras_colorize.training.stages`).
+
+    Args:
+        recipe: Recipe. The (stage) recipe written to the run directory.
+        datasets: callable returning `(train, validation or None)`.
+        build: callable `build(steps_per_epoch)` returning the compiled model.
+        kind: str. The class name a resumed `last.keras` must hold.
+        description: callable `description(model)`, one line naming the networks.
+        sample_inputs: callable `sample_inputs(dataset, count)`: the fixed inputs of the
+            sample grids (sRGB in [0, 1], (count, S, S, 3), or a model input dict whose
+            "images" are that).
+        curves: list of str. The logs drawn in `loss_curve.png`.
+        monitor: callable `monitor(has_validation)`: the log that chooses `best.keras`.
+        title: str. The title of `loss_curve.png`.
+    """
+
+    def __init__(self, recipe, datasets, build, kind, description, sample_inputs, curves, monitor, title):
+        self.recipe = recipe
+        self.datasets = datasets
+        self.build = build
+        self.kind = kind
+        self.description = description
+        self.sample_inputs = sample_inputs
+        self.curves = curves
+        self.monitor = monitor
+        self.title = title
+
+
+def default_plan(recipe):
+    """The `RunPlan` of a one-stage recipe: a Colorizer, or an adversarial trainer."""
+    from keras_colorize.colorizer import Colorizer
+    from keras_colorize.recipes import build_datasets, build_model
+
+    curves, _ = _logged_curves(recipe, True)
+    return RunPlan(
+        recipe,
+        datasets=lambda: build_datasets(recipe),
+        build=lambda steps: build_model(recipe, steps_per_epoch=steps),
+        kind=recipe["trainer"]["name"] if "trainer" in recipe else Colorizer.__name__,
+        description=lambda model: _describe(model, recipe),
+        sample_inputs=lambda dataset, count: _fixed_images(dataset, count, recipe["colorizer"]["image_size"]),
+        curves=curves,
+        monitor=lambda has_validation: _logged_curves(recipe, has_validation)[1],
+        title=_curve_title(recipe),
+    )
+
+
+def run_training(recipe, run_dir=None, resume=False, overrides=(), verbose="auto", stage=None):
     """Train what a recipe describes (a Colorizer or an adversarial trainer) in a run directory.
 
     Everything that can be checked is checked before the run directory is created:
@@ -264,7 +315,8 @@ def run_training(recipe, run_dir=None, resume=False, overrides=(), verbose="auto
     `checkpoints/last.keras` (model and optimizer state) at the epoch after the last
     completed one, up to `train.epochs` in total; the recipe's data, epochs and
     learning rate apply, the model and the rest of the optimizer state come from the
-    checkpoint.
+    checkpoint. A recipe with an `instances` section trains in three stages, one run
+    directory each under `run_dir` (see `keras_colorize.training.stages.run_stages`).
 
     Args:
         recipe: Recipe, dict, str or Path. A loaded recipe, a mapping, a YAML file or a
@@ -274,6 +326,8 @@ def run_training(recipe, run_dir=None, resume=False, overrides=(), verbose="auto
         resume: bool. Continue the run in `run_dir`. Defaults to False.
         overrides: iterable of str. `"section.key=value"` overrides. Defaults to ().
         verbose: "auto", 0, 1 or 2. Keras progress output. Defaults to "auto".
+        stage: "full", "instance", "fusion" or None. With an `instances` recipe, run
+            this stage only. Defaults to None (every stage in order).
 
     Returns:
         The run directory, a `pathlib.Path`.
@@ -289,9 +343,39 @@ def run_training(recipe, run_dir=None, resume=False, overrides=(), verbose="auto
         >>> from keras_colorize.training import run_training
         >>> run_dir = run_training("quickstart", overrides=["train.epochs=1"])  # doctest: +SKIP
     """
+    from keras_colorize.recipes import check_data_paths, load_recipe
+
+    recipe = load_recipe(recipe, overrides=overrides)
+    if "instances" in recipe:
+        from keras_colorize.training.stages import run_stages
+
+        return run_stages(recipe, run_dir=run_dir, stage=stage, resume=resume, verbose=verbose)
+    if stage is not None:
+        raise UserInputError(
+            f"{recipe.source}: a stage ({stage}) needs a recipe with an instances section (instance-aware training)"
+        )
+    check_data_paths(recipe)
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(recipe)
+    return fit_run(default_plan(recipe), run_dir, resume=resume, verbose=verbose)
+
+
+def fit_run(plan, run_dir, resume=False, verbose="auto"):
+    """Train a `RunPlan` in a run directory: checks, callbacks, checkpoints, resume.
+
+    Args:
+        plan: RunPlan. What to train.
+        run_dir: Path. The run directory.
+        resume: bool. Continue the run in `run_dir`. Defaults to False.
+        verbose: "auto", 0, 1 or 2. Keras progress output. Defaults to "auto".
+
+    Returns:
+        The run directory, a `pathlib.Path`.
+
+    Raises:
+        RecipeError, RunDirectoryError, TrainingDivergedError: as `run_training`.
+    """
     import keras
 
-    from keras_colorize.recipes import build_datasets, build_model, check_data_paths, load_recipe
     from keras_colorize.training.callbacks import (
         AtomicCheckpoint,
         LossCurve,
@@ -303,9 +387,8 @@ def run_training(recipe, run_dir=None, resume=False, overrides=(), verbose="auto
         write_json_atomic,
     )
 
-    recipe = load_recipe(recipe, overrides=overrides)
-    check_data_paths(recipe)
-    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(recipe)
+    recipe = plan.recipe
+    run_dir = Path(run_dir)
     state = _check_run_dir(run_dir, resume)
     epochs = recipe["train"]["epochs"]
     initial_epoch = int(state["epoch"]) if state else 0
@@ -314,24 +397,24 @@ def run_training(recipe, run_dir=None, resume=False, overrides=(), verbose="auto
         return run_dir
 
     keras.utils.set_random_seed(recipe["train"]["seed"])
-    train_set, validation_set = build_datasets(recipe)
+    train_set, validation_set = plan.datasets()
     _say(train_set.summary)
     if validation_set is not None:
         _say(validation_set.summary)
     steps = recipe["train"]["steps_per_epoch"]
     tensorboard = _tensorboard_callbacks(run_dir) if recipe["train"]["tensorboard"] else []
     if resume:
-        model = _load_run_checkpoint(run_dir / "checkpoints" / "last.keras", recipe)
+        model = _load_run_checkpoint(run_dir / "checkpoints" / "last.keras", plan.kind)
         _apply_learning_rate(model, recipe)
         for dataset in (train_set, validation_set):
             if dataset is not None:
                 dataset.epoch = initial_epoch
     else:
-        model = build_model(recipe, steps_per_epoch=steps or len(train_set))
+        model = plan.build(steps or len(train_set))
 
     image_size = recipe["colorizer"]["image_size"]
     samples_from = validation_set if validation_set is not None else train_set
-    sample_images = _fixed_images(samples_from, recipe["train"]["num_samples"], image_size)
+    sample_inputs = plan.sample_inputs(samples_from, recipe["train"]["num_samples"])
 
     # Everything is checked: from here on the run directory is written.
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -343,7 +426,8 @@ def run_training(recipe, run_dir=None, resume=False, overrides=(), verbose="auto
     if resume:
         truncate_history(history_path, initial_epoch)
 
-    curves, monitor = _logged_curves(recipe, validation_set is not None)
+    monitor = plan.monitor(validation_set is not None)
+    curves = [key for key in plan.curves if validation_set is not None or not key.startswith("val_")]
     guard = TerminateOnNonFinite()
     checkpoint = AtomicCheckpoint(
         run_dir / "checkpoints",
@@ -359,18 +443,18 @@ def run_training(recipe, run_dir=None, resume=False, overrides=(), verbose="auto
         LossCurve(
             run_dir / "loss_curve.png",
             history=read_history(history_path) if resume else None,
-            title=_curve_title(recipe),
+            title=plan.title,
             keys=curves,
         ),
         SampleGrid(
-            sample_images, run_dir / "samples", tensorboard_dir=run_dir / "tensorboard" if tensorboard else None
+            sample_inputs, run_dir / "samples", tensorboard_dir=run_dir / "tensorboard" if tensorboard else None
         ),
         *tensorboard,
     ]
 
     action = f"resuming at epoch {initial_epoch + 1}" if resume else "training"
     _say(
-        f"{action}: {_describe(model, recipe)} at {image_size}x{image_size}, {_plural(epochs, 'epoch')}, "
+        f"{action}: {plan.description(model)} at {image_size}x{image_size}, {_plural(epochs, 'epoch')}, "
         f"backend {keras.backend.backend()}; run directory {run_dir}"
     )
     model.fit(
@@ -405,9 +489,12 @@ def run_training(recipe, run_dir=None, resume=False, overrides=(), verbose="auto
 
 __all__ = [
     "RunDirectoryError",
+    "RunPlan",
     "TrainingDivergedError",
+    "default_plan",
     "default_run_dir",
     "environment_info",
+    "fit_run",
     "read_state",
     "run_training",
 ]

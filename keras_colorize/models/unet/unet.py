@@ -102,6 +102,99 @@ class UNet(keras.Model):
         """Input height and width must be multiples of this."""
         return 2 ** (len(self.encoder_filters) - 1)
 
+    @property
+    def fusion_points(self):
+        """Names of the points where `call_with_hook` exposes feature maps, in order.
+
+        "encoder_1" .. "encoder_n" are the encoder block outputs; "decoder_1" ..
+        "decoder_{n-1}" the decoder block outputs after their skip concatenation
+        (what the next layer reads).
+        """
+        encoder = [f"encoder_{i + 1}" for i in range(len(self.encoder_filters))]
+        decoder = [f"decoder_{i + 1}" for i in range(len(self.decoder_filters))]
+        return encoder + decoder
+
+    @property
+    def fusion_point_channels(self):
+        """Channels of the feature map at each fusion point: dict name -> int."""
+        channels = {f"encoder_{i + 1}": f for i, f in enumerate(self.encoder_filters)}
+        depth = len(self.encoder_filters)
+        for i, filters in enumerate(self.decoder_filters):
+            skip = self.encoder_filters[depth - 2 - i] if self.skip_connections else 0
+            channels[f"decoder_{i + 1}"] = filters + skip
+        return channels
+
+    @property
+    def fusion_point_strides(self):
+        """Downsampling factor of the feature map at each fusion point (input size /
+        map size): dict name -> int; 1 is full resolution."""
+        depth = len(self.encoder_filters)
+        strides = {f"encoder_{i + 1}": 2**i for i in range(depth)}
+        strides.update({f"decoder_{i + 1}": 2 ** (depth - 2 - i) for i in range(len(self.decoder_filters))})
+        return strides
+
+    def call_with_hook(self, l_norm, hook, training=None, stop_at=None):
+        """Run the network layer by layer, letting `hook` read or replace the
+        feature map at every fusion point.
+
+        The layers and their order are those of the functional model: with the
+        identity hook the output equals `model(l_norm)` exactly. A replaced map
+        feeds everything downstream (the next block and, for encoder points,
+        the skip concatenation).
+
+        Args:
+            l_norm: tensor. Model-space L (L*/50 - 1) in [-1, 1], shape
+                `(N, H, W, input_channels)`, H and W multiples of `size_divisor`.
+            hook: callable `(point, tensor) -> tensor`. Called at each name of
+                `fusion_points` in order, with the feature map of shape
+                `(N, H / stride, W / stride, channels)` (see
+                `fusion_point_strides` and `fusion_point_channels`); returns the
+                map to use from there on (same shape).
+            training: bool or None. Training mode of batch normalization and
+                dropout. Defaults to None.
+            stop_at: str or None. A fusion point: return the hooked feature map
+                there and skip the rest of the network. Defaults to None.
+
+        Returns:
+            Model-space ab in [-1, 1], shape `(N, H, W, output_channels)`, or the
+            feature map at `stop_at`.
+        """
+        if stop_at is not None and stop_at not in self.fusion_points:
+            raise UserInputError(
+                f"unknown fusion point {stop_at!r} (expected one of: {', '.join(self.fusion_points)})"
+            )
+        names = {layer.name for layer in self.layers}
+
+        def apply(name, x):
+            layer = self.get_layer(name)
+            if isinstance(layer, (layers.BatchNormalization, layers.Dropout)):
+                return layer(x, training=training)
+            return layer(x)
+
+        x = l_norm
+        skips = []
+        for index in range(len(self.encoder_filters)):
+            point = f"encoder_{index + 1}"
+            for suffix in ("conv", "bn", "act"):
+                if f"{point}_{suffix}" in names:
+                    x = apply(f"{point}_{suffix}", x)
+            x = hook(point, x)
+            if point == stop_at:
+                return x
+            skips.append(x)
+        mirrored = list(reversed(skips[:-1]))
+        for index in range(len(self.decoder_filters)):
+            point = f"decoder_{index + 1}"
+            for suffix in ("deconv", "bn", "dropout", "act"):
+                if f"{point}_{suffix}" in names:
+                    x = apply(f"{point}_{suffix}", x)
+            if self.skip_connections:
+                x = apply(f"{point}_skip", [x, mirrored[index]])
+            x = hook(point, x)
+            if point == stop_at:
+                return x
+        return apply("ab_output", x)
+
     def get_config(self):
         return {
             "name": self.name,
