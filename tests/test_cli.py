@@ -352,11 +352,14 @@ def test_models_recipes_and_samples(tmp_path):
     rows = {line.split()[0]: line.split()[1:3] for line in result.stdout.splitlines()[2:]}
     assert rows["UNetV1"] == ["generator", "42,036,738"] and rows["UNetV2"] == ["generator", "26,565,314"]
     assert rows["PatchGANDiscriminator"] == ["critic", "2,767,425"]
+    assert rows["SimpleWeightModel"] == ["fusion", "-"]  # built from two U-Nets: no default size
 
     result = invoke("recipes")
     assert result.exit_code == 0
     names = [line.split()[0] for line in result.stdout.splitlines()[:-1]]
-    assert names == ["gan_l1", "gan_l1_class", "pix2pix", "quickstart", "unet_v1", "unet_v2", "wgan_gp_l2_class"]
+    assert names == [
+        "gan_l1", "gan_l1_class", "instance_fusion", "pix2pix", "quickstart", "unet_v1", "unet_v2", "wgan_gp_l2_class"
+    ]
 
     result = invoke("samples", tmp_path / "photos")
     assert result.exit_code == 0

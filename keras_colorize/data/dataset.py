@@ -37,6 +37,7 @@ _REASONS = ("unreadable", "grayscale", "no class folder", "unknown class")
 
 
 def positive_int(value, name):
+    """`value` as an int when it is a positive integer; else a one-line `UserInputError` naming `name`."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise UserInputError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
