@@ -1,5 +1,6 @@
 """Reusable building blocks."""
 
 from keras_colorize.layers.blocks import decoder_block, encoder_block
+from keras_colorize.layers.transposed_conv import PhaseSplitConv2DTranspose
 
-__all__ = ["decoder_block", "encoder_block"]
+__all__ = ["PhaseSplitConv2DTranspose", "decoder_block", "encoder_block"]

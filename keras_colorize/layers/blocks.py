@@ -6,6 +6,8 @@ are stable for converters and optimizer routing.
 
 from keras import layers
 
+from keras_colorize.layers.transposed_conv import PhaseSplitConv2DTranspose
+
 
 def encoder_block(x, filters, strides, name, kernel_size=4, normalization=True, use_bias=True):
     """Conv2D ('same' padding) -> [BatchNormalization] -> LeakyReLU(0.2).
@@ -32,7 +34,10 @@ def encoder_block(x, filters, strides, name, kernel_size=4, normalization=True, 
 
 
 def decoder_block(x, filters, name, kernel_size=4, dropout_rate=0.0, use_bias=True):
-    """Conv2DTranspose (stride 2, 'same' padding) -> BatchNormalization -> [Dropout] -> ReLU.
+    """Transposed convolution (stride 2, 'same' padding) -> BatchNormalization -> [Dropout] -> ReLU.
+
+    The transposed convolution is a `PhaseSplitConv2DTranspose` (a
+    `Conv2DTranspose` that trains fast on JAX).
 
     Args:
         x: Keras tensor, channels last.
@@ -46,7 +51,7 @@ def decoder_block(x, filters, name, kernel_size=4, dropout_rate=0.0, use_bias=Tr
     Returns:
         The block's output tensor, at twice the input's height and width.
     """
-    x = layers.Conv2DTranspose(
+    x = PhaseSplitConv2DTranspose(
         filters, kernel_size, strides=2, padding="same", use_bias=use_bias, name=f"{name}_deconv"
     )(x)
     x = layers.BatchNormalization(name=f"{name}_bn")(x)

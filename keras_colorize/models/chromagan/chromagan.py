@@ -12,7 +12,7 @@ import keras
 from keras import layers
 
 from keras_colorize.errors import UserInputError
-from keras_colorize.layers import decoder_block, encoder_block
+from keras_colorize.layers import PhaseSplitConv2DTranspose, decoder_block, encoder_block
 from keras_colorize.models.registry import register_model
 
 
@@ -174,7 +174,7 @@ class ChromaGANGenerator(keras.Model):
                 use_bias=False,
             )
             x = layers.Concatenate(name=f"decoder_{index + 1}_skip")([x, skip])
-        ab = layers.Conv2DTranspose(
+        ab = PhaseSplitConv2DTranspose(
             2, 4, strides=2, padding="same", activation="tanh", dtype="float32", name="ab_output"
         )(x)
 

@@ -1,0 +1,86 @@
+"""A transposed convolution that trains fast on every backend.
+
+On XLA:CPU (the JAX backend), the gradient of `jax.lax.conv_transpose` is
+pathologically slow: for a 4x4, stride-2 layer from 32x32x128 to 64x64x64 with a
+batch of 8, one gradient takes about 20 s where the forward takes milliseconds. A
+stride-2 transposed convolution is the interleave of four stride-1 convolutions, one
+per output phase (even/odd row, even/odd column), each with a 2x2 slice of the kernel
+(for a 4x4 kernel); stride-1 convolutions and their gradients are fast everywhere.
+Measured on a 2-core CPU, the gradient of that layer takes 0.39 s this way on JAX
+(58x faster), while TensorFlow's and PyTorch's native transposed convolutions stay
+faster than the split, so they keep them.
+"""
+
+from keras import layers, ops
+
+from keras_colorize.serialization import register
+
+
+def phase_split_conv_transpose(inputs, kernel):
+    """`conv_transpose(inputs, kernel, strides=2, padding="same")` for a 4x4 kernel,
+    as four stride-1 convolutions interleaved (channels last).
+
+    Args:
+        inputs: tensor (N, H, W, C_in).
+        kernel: tensor (4, 4, C_out, C_in), the Keras transposed-convolution layout.
+
+    Returns:
+        Tensor (N, 2H, 2W, C_out).
+    """
+    flipped = ops.flip(ops.flip(kernel, 0), 1)
+    rows = []
+    for row_phase in (0, 1):
+        phases = []
+        for col_phase in (0, 1):
+            sub_kernel = ops.transpose(flipped[row_phase::2, col_phase::2], (0, 1, 3, 2))
+            padded = ops.pad(inputs, ((0, 0), (1 - row_phase, row_phase), (1 - col_phase, col_phase), (0, 0)))
+            phases.append(ops.conv(padded, sub_kernel, strides=1, padding="valid"))
+        rows.append(ops.stack(phases, axis=3))
+    interleaved = ops.stack(rows, axis=2)  # (N, H, 2, W, 2, C_out)
+    shape = ops.shape(inputs)
+    return ops.reshape(interleaved, (shape[0], 2 * shape[1], 2 * shape[2], kernel.shape[2]))
+
+
+@register
+class PhaseSplitConv2DTranspose(layers.Conv2DTranspose):
+    """`keras.layers.Conv2DTranspose` computed as four stride-1 convolutions on JAX.
+
+    The same layer as `Conv2DTranspose` (same arguments, weights, outputs and
+    saved config keys): on the JAX backend, a 4x4, stride-2, "same", channels-last,
+    undilated configuration runs as the interleave of four stride-1 convolutions
+    (one per output phase), whose gradients XLA:CPU computes fast; any other
+    configuration, and the other backends, use the native transposed convolution.
+    Outputs agree with `Conv2DTranspose` to float rounding (about 1e-5 relative).
+
+    Args:
+        *args, **kwargs: those of `keras.layers.Conv2DTranspose`.
+
+    Examples:
+        >>> from keras_colorize.layers import PhaseSplitConv2DTranspose
+        >>> layer = PhaseSplitConv2DTranspose(8, 4, strides=2, padding="same")
+        >>> tuple(layer.compute_output_shape((1, 16, 16, 3)))
+        (1, 32, 32, 8)
+    """
+
+    def _splits_phases(self):
+        import keras
+
+        return (
+            keras.backend.backend() == "jax"
+            and tuple(self.kernel_size) == (4, 4)
+            and tuple(self.strides) == (2, 2)
+            and self.padding == "same"
+            and self.data_format == "channels_last"
+            and tuple(self.dilation_rate) == (1, 1)
+            and self.output_padding is None
+        )
+
+    def call(self, inputs):
+        if not self._splits_phases():
+            return super().call(inputs)
+        outputs = phase_split_conv_transpose(inputs, ops.cast(self.kernel, inputs.dtype))
+        if self.use_bias:
+            outputs = ops.add(outputs, ops.reshape(self.bias, (1, 1, 1, self.filters)))
+        if self.activation is not None:
+            return self.activation(outputs)
+        return outputs
