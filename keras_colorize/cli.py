@@ -199,8 +199,22 @@ def cli(backend):
     default=None,
     help="Instance-aware recipes: run this stage only (default: full, instance and fusion in order).",
 )
+@click.option(
+    "--distribution",
+    type=click.Choice(["data_parallel"]),
+    default=None,
+    help="Train on all local devices, each batch split over them (sets train.distribution; JAX, TensorFlow).",
+)
+@click.option(
+    "--mixed-precision",
+    "mixed_precision",
+    type=click.Choice(["float32", "mixed_bfloat16", "mixed_float16"]),
+    default=None,
+    metavar="POLICY",
+    help="Keras dtype policy: float32, mixed_bfloat16 or mixed_float16 (sets train.mixed_precision).",
+)
 @_backend_option
-def fit(recipe, overrides, resume, run_dir, stage, backend):
+def fit(recipe, overrides, resume, run_dir, stage, distribution, mixed_precision, backend):
     """Train the colorizer described by RECIPE (a YAML file or a built-in name).
 
     Writes the run directory: recipe.yaml, environment.json, checkpoints/last.keras and
@@ -218,12 +232,18 @@ def fit(recipe, overrides, resume, run_dir, stage, backend):
       keras-colorize fit unet_v1 --set data.train=photos/ --resume
       keras-colorize fit instance_fusion --set data.train=photos/ --set instances.boxes=boxes.json
       keras-colorize fit instance_fusion --set data.train=photos/ --set instances.boxes=boxes.json --stage fusion
+      keras-colorize fit unet_v1 --set data.train=photos/ --distribution data_parallel --mixed-precision mixed_bfloat16
     """
     select_backend(backend)
     import_keras_quietly()
     from keras_colorize.recipes import load_recipe
     from keras_colorize.training.run import run_training
 
+    overrides = list(overrides)
+    if distribution is not None:
+        overrides.append(f"train.distribution={distribution}")
+    if mixed_precision is not None:
+        overrides.append(f"train.mixed_precision={mixed_precision}")
     loaded = load_recipe(recipe, overrides=overrides)
     try:
         run_training(loaded, run_dir=run_dir, resume=resume, stage=stage)

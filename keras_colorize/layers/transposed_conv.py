@@ -51,9 +51,7 @@ class PhaseSplitConv2DTranspose(layers.Conv2DTranspose):
     (one per output phase), whose gradients XLA:CPU computes fast; any other
     configuration, and the other backends, use the native transposed convolution.
     Outputs agree with `Conv2DTranspose` to float rounding (about 1e-5 relative).
-
-    Args:
-        *args, **kwargs: those of `keras.layers.Conv2DTranspose`.
+    The constructor takes the arguments of `keras.layers.Conv2DTranspose`.
 
     Examples:
         >>> from keras_colorize.layers import PhaseSplitConv2DTranspose

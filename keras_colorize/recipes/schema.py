@@ -41,7 +41,13 @@ and are checked against its signature when the recipe is loaded
   batch; otherwise the first N batches of each epoch's shuffle); `run_dir` (null:
   `runs/<name>`); `num_samples` (4), images in each `samples/epoch_XXX.png`;
   `tensorboard` (false), also write TensorBoard logs (scalars and the sample
-  grids) to `<run_dir>/tensorboard` (needs TensorFlow installed, any backend).
+  grids) to `<run_dir>/tensorboard` (needs TensorFlow installed, any backend);
+  `distribution` (null: one device), `data_parallel` replicates the model on every
+  local device and splits each batch of `batch_size` over them (JAX and TensorFlow;
+  see `keras_colorize.training.distribution`); `mixed_precision` (null: float32),
+  `float32`, `mixed_bfloat16` or `mixed_float16` (with dynamic loss scaling), the
+  Keras dtype policy the networks are built with (see
+  `keras_colorize.training.precision`).
 - `instances` (absent: one-stage training): instance-aware colorization in three
   stages (full image, instance crops, fusion). `boxes`, the instance boxes of the
   training photos: a COCO-style JSON file or a folder of one JSON (or `.npz`) file per
@@ -170,6 +176,8 @@ RECIPE_SCHEMA = {
                 "run_dir": _OPTIONAL_PATH,
                 "num_samples": {"type": "integer", "minimum": 1, "maximum": 64},
                 "tensorboard": {"type": "boolean"},
+                "distribution": {"enum": [None, "data_parallel"]},
+                "mixed_precision": {"enum": [None, "float32", "mixed_bfloat16", "mixed_float16"]},
             },
         },
         "instances": {
@@ -227,6 +235,8 @@ DEFAULTS = {
         "run_dir": None,
         "num_samples": 4,
         "tensorboard": False,
+        "distribution": None,
+        "mixed_precision": None,
     },
     "evaluate": {"data": None, "batch_size": 16},
 }

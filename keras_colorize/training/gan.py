@@ -30,6 +30,11 @@ from keras_colorize.training import gradients
 
 CLASS_TARGETS = ("labels", "teacher")
 
+LOSS_SCALE_INITIAL = 2.0**15
+"""The initial dynamic loss scale of float16 training (Keras's `LossScaleOptimizer` default)."""
+LOSS_SCALE_GROWTH_STEPS = 2000
+"""Finite steps in a row after which the dynamic loss scale doubles (Keras's default)."""
+
 
 def default_optimizer():
     """Adam with learning rate 2e-4 and beta_1 = 0.5, the pix2pix setting."""
@@ -220,8 +225,101 @@ class AdversarialTrainer(keras.Model):
             "generator_optimizer": keras.saving.serialize_keras_object(generator_optimizer),
             "discriminator_optimizer": keras.saving.serialize_keras_object(discriminator_optimizer),
         }
+        # A LossScaleOptimizer cannot hold a MultiOptimizer's networks apart: loss
+        # scaling of float16 networks is done per network here (`optimizer_update`).
+        kwargs["auto_scale_loss"] = False
         super().compile(optimizer=keras.optimizers.MultiOptimizer(routes), **kwargs)
         self.optimizer.build(self.trainable_variables)
+        self._add_loss_scales()
+
+    def _add_loss_scales(self):
+        """With float16 networks, a dynamic loss scale and a count of finite steps per
+        network, kept with the optimizer's state (carried by every backend's `fit()`
+        and saved in checkpoints)."""
+        from keras_colorize.training.precision import computes_in_float16
+
+        if not computes_in_float16(self.generator, self.adversary):
+            return
+        for role in ("generator", "discriminator"):
+            self.optimizer.add_variable(
+                (),
+                initializer=keras.initializers.Constant(LOSS_SCALE_INITIAL),
+                dtype="float32",
+                aggregation="only_first_replica",
+                name=f"{role}_loss_scale",
+            )
+            self.optimizer.add_variable(
+                (), initializer="zeros", dtype="float32", aggregation="only_first_replica", name=f"{role}_good_steps"
+            )
+
+    def _loss_scale_variables(self, role):
+        """(loss scale, finite steps in a row) of a float16 network, or None."""
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is None:
+            return None
+        found = {v.name: v for v in optimizer.variables if v.name.startswith(role)}
+        if f"{role}_loss_scale" not in found:
+            return None
+        return found[f"{role}_loss_scale"], found[f"{role}_good_steps"]
+
+    def loss_scale(self, role="generator"):
+        """The dynamic loss scale of a network trained in float16, or None.
+
+        Args:
+            role: "generator" or "discriminator" (the critic). Defaults to "generator".
+
+        Returns:
+            A scalar `keras.Variable`, or None when the network is not float16.
+        """
+        scales = self._loss_scale_variables(role)
+        return None if scales is None else scales[0]
+
+    def optimizer_update(self, role, objective, variables):
+        """Differentiate an objective and update a network with its optimizer.
+
+        The loss is divided by the replicas that sum their gradients
+        (`gradients.replicas_in_sync`, TensorFlow `tf.distribute`) and, for a float16
+        network, multiplied by its dynamic loss scale; the gradients are unscaled
+        and the update is skipped (the scale halved) when one is not finite; after
+        `LOSS_SCALE_GROWTH_STEPS` finite steps in a row the scale doubles.
+
+        Args:
+            role: "generator" or "discriminator" (the critic).
+            objective: callable returning `(loss, aux)` (see `gradients.value_and_gradients`).
+            variables: list of keras.Variable. The network's trainable variables.
+
+        Returns:
+            `(loss, aux)`: the objective's unscaled loss and its aux.
+        """
+        optimizer = self.generator_optimizer if role == "generator" else self.discriminator_optimizer
+        scales = self._loss_scale_variables(role)
+        replicas = gradients.replicas_in_sync()
+
+        def scaled_objective():
+            loss, aux = objective()
+            value = ops.cast(loss, "float32")
+            if replicas > 1:
+                value = value / replicas
+            if scales is not None:
+                value = value * scales[0]
+            return value, (loss, aux)
+
+        (_, (loss, aux)), grads = gradients.value_and_gradients(scaled_objective, variables)
+        if scales is None:
+            optimizer.apply(grads, variables)
+            return loss, aux
+        scale_variable, good_steps_variable = scales
+        scale = ops.convert_to_tensor(scale_variable)
+        good_steps = ops.convert_to_tensor(good_steps_variable)
+        grads = [ops.divide(ops.cast(g, "float32"), scale) for g in grads]
+        finite = ops.all(ops.stack([ops.all(ops.isfinite(g)) for g in grads]))
+        finite = gradients.apply_if(finite, optimizer, grads, variables)
+        grow = ops.logical_and(finite, ops.greater_equal(good_steps + 1.0, LOSS_SCALE_GROWTH_STEPS))
+        new_scale = ops.where(finite, ops.where(grow, scale * 2.0, scale), scale * 0.5)
+        new_good_steps = ops.where(ops.logical_and(finite, ops.logical_not(grow)), good_steps + 1.0, 0.0)
+        scale_variable.assign(new_scale)
+        good_steps_variable.assign(new_good_steps)
+        return loss, aux
 
     def get_compile_config(self):
         if not getattr(self, "compiled", False) or not hasattr(self, "_optimizer_config"):
@@ -266,7 +364,7 @@ class AdversarialTrainer(keras.Model):
             images = ops.convert_to_tensor(images, "float32")
             l_norm, ab_real = rgb_to_model_inputs(images, "channels_last")
             ab_fake, logits = self.generate(l_norm, training=False)
-            logs = {"g_rec": self.reconstruction_loss(ab_real, ab_fake)}
+            logs = {"g_rec": self.reconstruction_term(ab_real, ab_fake)}
             if self.uses_class_branch and self.class_target == "labels" and labels is not None:
                 from keras_colorize.losses.classification import class_accuracy
 
@@ -311,6 +409,26 @@ class AdversarialTrainer(keras.Model):
             labels = targets
         return loss, class_accuracy(labels, logits)
 
+    def reconstruction_term(self, ab_real, ab_fake):
+        """The reconstruction loss of a batch, as a mean over the replica's share of it.
+
+        A Keras loss object divides its value by the replicas in sync under a
+        TensorFlow distribution strategy; that is undone here, since
+        `optimizer_update` divides the whole objective.
+
+        Args:
+            ab_real: model-space ab in [-1, 1], (N, H, W, 2).
+            ab_fake: generated model-space ab, (N, H, W, 2).
+
+        Returns:
+            Scalar.
+        """
+        value = self.reconstruction_loss(ab_real, ab_fake)
+        replicas = gradients.replicas_in_sync()
+        if replicas > 1 and isinstance(self.reconstruction_loss, keras.losses.Loss):
+            value = value * replicas
+        return value
+
     def generator_objective(self, l_norm, ab_real, targets, adversarial_loss):
         """The generator's total loss and its terms, for `value_and_gradients`.
 
@@ -328,7 +446,7 @@ class AdversarialTrainer(keras.Model):
             ab_fake, logits = self.generate(l_norm, training=True)
             scores = self.adversary(ops.concatenate([l_norm, ab_fake], axis=-1), training=True)
             g_adv = adversarial_loss(scores)
-            g_rec = self.reconstruction_loss(ab_real, ab_fake)
+            g_rec = self.reconstruction_term(ab_real, ab_fake)
             total = self.lambda_adv * g_adv + self.lambda_rec * g_rec
             terms = {"g_adv": g_adv, "g_rec": g_rec}
             if self.perceptual is not None:
@@ -347,11 +465,11 @@ class AdversarialTrainer(keras.Model):
 
     def update_generator(self, l_norm, ab_real, targets, adversarial_loss):
         """One generator update; returns its total loss and terms."""
-        variables = self.generator.trainable_variables
-        (total, terms), grads = gradients.value_and_gradients(
-            self.generator_objective(l_norm, ab_real, targets, adversarial_loss), variables
+        total, terms = self.optimizer_update(
+            "generator",
+            self.generator_objective(l_norm, ab_real, targets, adversarial_loss),
+            self.generator.trainable_variables,
         )
-        self.generator_optimizer.apply(grads, variables)
         return dict(terms, g_total=total)
 
     def predict_rgb(self, images, batch_size=32):
@@ -539,9 +657,9 @@ class GANTrainer(AdversarialTrainer):
             fake_logits = self.discriminator(fake_pairs, training=True)
             return discriminator_bce_loss(real_logits, fake_logits, real_label=self.real_label), None
 
-        variables = self.discriminator.trainable_variables
-        (d_loss, _), grads = gradients.value_and_gradients(discriminator_objective, variables)
-        self.discriminator_optimizer.apply(grads, variables)
+        d_loss, _ = self.optimizer_update(
+            "discriminator", discriminator_objective, self.discriminator.trainable_variables
+        )
 
         terms = self.update_generator(l_norm, ab_real, targets, generator_bce_loss)
         self._trackers["loss"].update_state(d_loss + terms["g_total"])
@@ -719,21 +837,31 @@ class WGANGPTrainer(AdversarialTrainer):
             return total, (critic_loss, gp)
 
         variables = self.critic.trainable_variables
-        (critic_total, (critic_loss, gp)), grads = gradients.value_and_gradients(critic_objective, variables)
-        self.discriminator_optimizer.apply(grads, variables)
+        critic_total, (critic_loss, gp) = self.optimizer_update("discriminator", critic_objective, variables)
         if self.clip_value is not None:
             for variable in variables:
                 variable.assign(ops.clip(variable, -self.clip_value, self.clip_value))
 
         names = ["g_total", "g_adv", "g_rec"] + (["g_perceptual"] if self.perceptual is not None else [])
         names += ["g_class", "class_accuracy"] if self.uses_class_branch else []
-        batch = self.optimizer.iterations + 1
-        is_generator_step = ops.equal(batch % self.n_critic, 0)
-        terms = gradients.cond_update(
-            is_generator_step,
-            lambda: self.update_generator(l_norm, ab_real, targets, wasserstein_generator_loss),
-            names,
-        )
+        if self.n_critic == 1:  # a generator step on every batch: no condition
+            terms = self.update_generator(l_norm, ab_real, targets, wasserstein_generator_loss)
+            terms = {name: ops.cast(terms[name], "float32") for name in names}
+            is_generator_step = ops.ones((), "bool")
+        else:
+            if gradients.replicas_in_sync() > 1:
+                raise UserInputError(
+                    "WGANGPTrainer with n_critic > 1 cannot train under a TensorFlow distribution strategy "
+                    "(a synchronised generator update cannot be conditional); use n_critic: 1, "
+                    "the JAX backend, or train.distribution: null"
+                )
+            batch = self.optimizer.iterations + 1
+            is_generator_step = ops.equal(batch % self.n_critic, 0)
+            terms = gradients.cond_update(
+                is_generator_step,
+                lambda: self.update_generator(l_norm, ab_real, targets, wasserstein_generator_loss),
+                names,
+            )
         weight = ops.cast(is_generator_step, "float32")
         self._trackers["loss"].update_state(critic_total + terms["g_total"])
         self._trackers["critic_loss"].update_state(critic_loss)

@@ -18,6 +18,10 @@ backend; a `train_step` written over `keras.ops` calls these functions:
   such a step and returns the new state.
 - `cond_update(pred, fn, output_names)`: runs `fn` (which may update variables)
   only when `pred` holds, inside one compiled step.
+- `replicas_in_sync()`: how many replicas' gradients an optimizer update sums
+  (TensorFlow `tf.distribute`), so that a replica's loss can be divided by it.
+- `apply_if(pred, optimizer, grads, variables)`: an optimizer update that happens
+  only when `pred` holds on every replica (the skip of dynamic loss scaling).
 
 Examples:
     >>> import keras
@@ -246,6 +250,77 @@ def cond_update(pred, fn, output_names):
     if _backend() == "jax":
         return _jax_cond_update(pred, run, output_names)
     return ops.cond(pred, run, skip)
+
+
+def replicas_in_sync():
+    """The number of replicas whose gradients an optimizer update sums.
+
+    Under a TensorFlow `tf.distribute` strategy (MirroredStrategy,
+    MultiWorkerMirroredStrategy), `optimizer.apply` sums the replicas' gradients,
+    so a replica's loss, a mean over its share of the global batch, is divided by
+    this number first (as Keras's own losses are). JAX's data parallelism computes
+    the step on the global batch, and PyTorch runs on one device: 1.
+
+    Returns:
+        int.
+    """
+    if _backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return int(tf.distribute.get_strategy().num_replicas_in_sync)
+
+
+def _needs_cross_replica_cond():
+    """Whether an update under a condition must be decided outside the replicas (TF MirroredStrategy)."""
+    if _backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return (
+        tf.distribute.has_strategy()
+        and tf.distribute.in_cross_replica_context() is False
+        and tf.distribute.get_strategy().num_replicas_in_sync > 1
+        and not tf.__internal__.distribute.strategy_supports_no_merge_call()
+    )
+
+
+def apply_if(pred, optimizer, grads, variables):
+    """Apply `grads` to `variables` with `optimizer` only when `pred` holds on every replica.
+
+    Without replicas this is `cond_update` around `optimizer.apply`. Under a
+    TensorFlow strategy whose updates synchronise the replicas (MirroredStrategy),
+    the condition is decided once for all replicas outside them, since a
+    synchronising update cannot sit inside a conditional of a replica.
+
+    Args:
+        pred: scalar boolean tensor, per replica.
+        optimizer: keras.optimizers.Optimizer.
+        grads: list of tensors, one per variable.
+        variables: list of keras.Variable.
+
+    Returns:
+        A scalar boolean tensor: whether the update happened (the same on every replica).
+    """
+    if _needs_cross_replica_cond():
+        import tensorflow as tf
+
+        def decide(strategy, pred, grads):
+            everywhere = ops.all(ops.stack(strategy.experimental_local_results(pred)))
+
+            def update():
+                strategy.extended.call_for_each_replica(optimizer.apply, args=(grads, variables))
+
+            ops.cond(everywhere, update, lambda: None)
+            return everywhere
+
+        return tf.distribute.get_replica_context().merge_call(decide, args=(pred, grads))
+
+    def update():
+        optimizer.apply(grads, variables)
+        return {"applied": ops.ones((), "float32")}
+
+    return ops.greater(cond_update(pred, update, ["applied"])["applied"], 0.5)
 
 
 def run_stateful_step(model, state, step_fn):

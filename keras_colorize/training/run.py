@@ -362,6 +362,10 @@ def run_training(recipe, run_dir=None, resume=False, overrides=(), verbose="auto
 def fit_run(plan, run_dir, resume=False, verbose="auto"):
     """Train a `RunPlan` in a run directory: checks, callbacks, checkpoints, resume.
 
+    The recipe's `train.mixed_precision` (Keras's global dtype policy, restored
+    afterwards) and `train.distribution` (data-parallel on all local devices) hold
+    while the model is built or loaded, compiled and fitted.
+
     Args:
         plan: RunPlan. What to train.
         run_dir: Path. The run directory.
@@ -373,7 +377,21 @@ def fit_run(plan, run_dir, resume=False, verbose="auto"):
 
     Raises:
         RecipeError, RunDirectoryError, TrainingDivergedError: as `run_training`.
+        DistributionError, PrecisionError: a distribution or precision policy that
+            cannot run on this backend.
     """
+    from keras_colorize.training.distribution import check_distribution, data_parallel
+    from keras_colorize.training.precision import check_policy, precision_policy
+
+    train = plan.recipe["train"]
+    policy, distribution = train.get("mixed_precision"), train.get("distribution")
+    check_policy(policy)
+    check_distribution(distribution)
+    with precision_policy(policy), data_parallel(distribution, batch_size=train["batch_size"], say=_say):
+        return _fit_run(plan, run_dir, resume, verbose)
+
+
+def _fit_run(plan, run_dir, resume, verbose):
     import keras
 
     from keras_colorize.training.callbacks import (
