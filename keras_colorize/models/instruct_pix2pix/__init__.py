@@ -1,0 +1,1 @@
+"""InstructPix2Pix colorization on the Stable Diffusion v1 architecture."""

@@ -1,0 +1,1 @@
+"""Weight converters: KerasCV weight files and diffusers / transformers checkpoints."""
