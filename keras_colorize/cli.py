@@ -1,4 +1,4 @@
-"""The `keras-colorize` command line: fit, evaluate, colorize, models, recipes, samples.
+"""The `keras-colorize` command line: fit, evaluate, colorize, convert, models, recipes, samples.
 
 The Keras backend is chosen first (`--backend` on the group or on a command, else the
 `KERAS_BACKEND` environment variable), so this module imports nothing that imports Keras
@@ -10,6 +10,8 @@ Examples:
     keras-colorize --backend jax fit quickstart --set train.epochs=2
     keras-colorize evaluate runs/quickstart/checkpoints/best.keras --data photos/
     keras-colorize colorize runs/quickstart/checkpoints/best.keras old_photos/ -o colorized/
+    keras-colorize convert instruct-pix2pix/ presets/ip2p
+    keras-colorize colorize --model presets/ip2p old_photos/ -o colorized/
 """
 
 import contextlib
@@ -460,9 +462,11 @@ def plan_colorize(inputs, output):
     return pairs
 
 
-@cli.command(short_help="Colorize photos of any size with a checkpoint.")
-@click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+_DIFFUSION_OPTIONS = ("prompt", "guidance", "image_guidance", "steps", "seed", "sampler", "size")
+
+
+@cli.command(short_help="Colorize photos of any size with a checkpoint or an InstructPix2Pix preset.")
+@click.argument("paths", nargs=-1, metavar="[CHECKPOINT] INPUT...", type=click.Path(path_type=Path))
 @click.option(
     "-o",
     "--output",
@@ -484,9 +488,44 @@ def plan_colorize(inputs, output):
     help="Instance boxes of the photos (COCO-style JSON, or a folder of one JSON/.npz per photo), "
     "for an instance-aware CHECKPOINT (fusion stage).",
 )
+@click.option(
+    "--model",
+    "preset",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    metavar="PRESET",
+    help="Colorize with an InstructPix2Pix preset folder (keras-colorize convert) instead of CHECKPOINT.",
+)
+@click.option("--prompt", default=None, help='--model: the instruction (default: "colorize the image").')
+@click.option(
+    "--guidance", type=click.FloatRange(min=0.0), default=None, help="--model: text guidance scale (default: 7)."
+)
+@click.option(
+    "--image-guidance",
+    "image_guidance",
+    type=click.FloatRange(min=0.0),
+    default=None,
+    help="--model: image guidance scale (default: 1.5).",
+)
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="--model: sampling steps (default: 20).")
+@click.option(
+    "--seed", type=int, default=None, help="--model: seed of the sampling noise, the same for every photo (default: random)."
+)
+@click.option(
+    "--sampler",
+    type=click.Choice(["euler_ancestral", "ddim"]),
+    default=None,
+    help="--model: sampler (default: euler_ancestral).",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(min=8),
+    default=None,
+    help="--model: model size in pixels, rounded down to the model's size multiple (default: 256).",
+)
 @_backend_option
-def colorize(checkpoint, inputs, output, overwrite, saved_model, boxes, backend):
-    """Colorize photos of any size with CHECKPOINT (a .keras Colorizer or GAN/WGAN-GP trainer).
+def colorize(paths, output, overwrite, saved_model, boxes, preset, backend, **sampling):
+    """Colorize photos of any size with CHECKPOINT (a .keras Colorizer or GAN/WGAN-GP trainer) or a --model PRESET.
 
     An instance-aware checkpoint (the fusion stage's) colorizes each photo with its
     instance boxes from --boxes (matched by path relative to an input folder, else by
@@ -494,6 +533,12 @@ def colorize(checkpoint, inputs, output, overwrite, saved_model, boxes, backend)
 
     With --saved-model DIR, CHECKPOINT is left out: the exported SavedModel colorizes
     (through TensorFlow), so a deployment can be checked with the same command.
+
+    With --model PRESET, CHECKPOINT is left out too: an InstructPix2Pix preset (see
+    `keras-colorize convert`) colorizes each photo by diffusion sampling at --size,
+    conditioned on the gray photo and --prompt; its colours are recombined with the
+    photo's full-resolution lightness. --prompt, --guidance, --image-guidance,
+    --steps, --seed, --sampler and --size apply to --model only.
 
     INPUTS are files or folders (searched recursively). Each result keeps the input's
     file name, size and sub-folder; JPEG, PNG, BMP, WebP and TIFF inputs keep their
@@ -506,8 +551,34 @@ def colorize(checkpoint, inputs, output, overwrite, saved_model, boxes, backend)
       keras-colorize colorize --saved-model exported/quickstart old_photos/ -o colorized/
       keras-colorize colorize runs/instance_fusion/fusion/checkpoints/best.keras old_photos/ \\
           --boxes old_photos_boxes.json -o colorized/
+      keras-colorize colorize --model presets/ip2p old_photos/ -o colorized/ --steps 20 --seed 0
     """
     select_backend(backend)
+    given = [f"--{name.replace('_', '-')}" for name in _DIFFUSION_OPTIONS if sampling[name] is not None]
+    if preset is not None:
+        if saved_model is not None:
+            raise UserInputError("--model and --saved-model cannot be combined (choose one model)")
+        if boxes is not None:
+            raise UserInputError("--boxes needs an instance-aware CHECKPOINT; it does not apply to --model")
+        if not paths:
+            raise UserInputError("no INPUTS given (photos or folders to colorize with --model)")
+        from keras_colorize.models.instruct_pix2pix.convert.preset import read_preset_config
+
+        read_preset_config(preset)
+        checkpoint, inputs = None, paths
+    else:
+        if given:
+            raise UserInputError(f"{given[0]} applies to --model (an InstructPix2Pix preset) only")
+        if not paths:
+            what = "INPUTS" if saved_model is not None else "CHECKPOINT and INPUTS"
+            raise UserInputError(f"no {what} given")
+        checkpoint, inputs = paths[0], paths[1:]
+        if saved_model is not None:
+            inputs = paths  # no CHECKPOINT: every argument is an input
+        elif not inputs:
+            raise UserInputError("no INPUTS given (photos or folders to colorize after CHECKPOINT)")
+        elif not checkpoint.is_file():
+            raise UserInputError(f"{checkpoint}: checkpoint not found")
     import_keras_quietly()
     import keras
     from PIL import Image
@@ -516,25 +587,24 @@ def colorize(checkpoint, inputs, output, overwrite, saved_model, boxes, backend)
     from keras_colorize.data import UnreadableImageError, load_image
     from keras_colorize.atomic_files import atomic_file
 
-    if saved_model is not None:
-        inputs = (checkpoint, *inputs)  # no CHECKPOINT: every argument is an input
-    elif not inputs:
-        raise UserInputError("no INPUTS given (photos or folders to colorize after CHECKPOINT)")
-    elif not checkpoint.is_file():
-        raise UserInputError(f"{checkpoint}: checkpoint not found")
     pairs = plan_colorize(inputs, output)
     if not overwrite:
         existing = [target for _, target in pairs if target.exists()]
         if existing:
             more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
             raise UserInputError(f"{existing[0]}: already exists{more}; pass --overwrite to replace outputs")
-    if saved_model is not None:
-        from keras_colorize.export import SavedModelColorizer
-
-        colorizer = SavedModelColorizer(saved_model)
+    instance_boxes = None
+    if preset is not None:
+        colorize_photo = _diffusion_colorizer(preset, sampling)
     else:
-        colorizer = load_colorizer(checkpoint)
-    instance_boxes = _instance_boxes_for(colorizer, boxes, checkpoint if saved_model is None else saved_model)
+        if saved_model is not None:
+            from keras_colorize.export import SavedModelColorizer
+
+            colorizer = SavedModelColorizer(saved_model)
+        else:
+            colorizer = load_colorizer(checkpoint)
+        instance_boxes = _instance_boxes_for(colorizer, boxes, checkpoint if saved_model is None else saved_model)
+        colorize_photo = colorizer.colorize
 
     progress = keras.utils.Progbar(len(pairs), unit_name="image")
     done = skipped = with_instances = 0
@@ -546,7 +616,7 @@ def colorize(checkpoint, inputs, output, overwrite, saved_model, boxes, backend)
             skipped += 1
         else:
             if instance_boxes is None:
-                result = colorizer.colorize(image)
+                result = colorize_photo(image)
             else:
                 photo_boxes = instance_boxes.for_image(source, root=_input_root(source, inputs))
                 with_instances += bool(photo_boxes)
@@ -563,6 +633,36 @@ def colorize(checkpoint, inputs, output, overwrite, saved_model, boxes, backend)
     if skipped:
         summary += f"; skipped {skipped} unreadable"
     click.echo(summary)
+
+
+def _diffusion_colorizer(preset, sampling):
+    """A function photo -> colorized uint8 photo that samples with an InstructPix2Pix preset."""
+    from keras_colorize.models.instruct_pix2pix.constants import (
+        IMAGE_GUIDANCE,
+        SAMPLING_STEPS,
+        TEXT_GUIDANCE,
+        VALIDATION_PROMPT,
+    )
+    from keras_colorize.models.instruct_pix2pix.convert.preset import load_preset
+    from keras_colorize.models.instruct_pix2pix.pipeline import DEFAULT_IMAGE_SIZE, InstructPix2PixPipeline
+
+    pipeline = InstructPix2PixPipeline(load_preset(preset), sampler=sampling["sampler"] or "euler_ancestral")
+    size = sampling["size"] or DEFAULT_IMAGE_SIZE
+    if size < pipeline.size_multiple:
+        raise UserInputError(f"--size {size} is below the model's size multiple {pipeline.size_multiple}")
+
+    def colorize_photo(image):
+        return pipeline.colorize(
+            image,
+            size=size,
+            prompt=VALIDATION_PROMPT if sampling["prompt"] is None else sampling["prompt"],
+            steps=sampling["steps"] or SAMPLING_STEPS,
+            guidance=TEXT_GUIDANCE if sampling["guidance"] is None else sampling["guidance"],
+            image_guidance=IMAGE_GUIDANCE if sampling["image_guidance"] is None else sampling["image_guidance"],
+            seed=sampling["seed"],
+        )
+
+    return colorize_photo
 
 
 def _instance_boxes_for(colorizer, boxes, model_path):
@@ -591,6 +691,60 @@ def _input_root(source, inputs):
                 continue
             return folder
     return None
+
+
+# ----------------------------------------------------------------------------- convert
+
+
+@cli.command(short_help="Convert a diffusers or KerasCV Stable Diffusion checkpoint into an InstructPix2Pix preset.")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--from",
+    "layout",
+    type=click.Choice(["diffusers", "keras-cv"]),
+    default=None,
+    help="Layout of SOURCE (default: detected: unet/config.json means diffusers, kcv_*.h5 files KerasCV).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing, non-empty OUTPUT folder.")
+@_backend_option
+def convert(source, output, layout, overwrite, backend):
+    """Convert the checkpoint folder SOURCE into the InstructPix2Pix preset folder OUTPUT.
+
+    SOURCE is a diffusers checkpoint (unet/, vae/, text_encoder/ with config.json and
+    .safetensors weights; tokenizer/ optional) or a folder of KerasCV's Stable
+    Diffusion v1 files (kcv_diffusion_model.h5, vae_encoder.h5, kcv_decoder.h5,
+    kcv_encoder.h5). A text-to-image U-Net (4 input channels) gets InstructPix2Pix's 8,
+    the new conditioning channels zero: fine-tune it before colorizing.
+
+    OUTPUT gets config.json and one .weights.h5 per network; it loads on every
+    backend (`keras-colorize colorize --model OUTPUT`, `load_preset`).
+
+    \b
+    Examples:
+      keras-colorize convert instruct-pix2pix/ presets/ip2p
+      keras-colorize convert keras_cv_weights/ presets/sd_v1 --from keras-cv
+    """
+    select_backend(backend)
+    from keras_colorize.models.instruct_pix2pix.convert.checkpoints import detect_layout
+
+    if not source.is_dir():
+        raise UserInputError(f"{source}: checkpoint folder not found")
+    if output.exists() and not output.is_dir():
+        raise UserInputError(f"{output}: exists and is not a folder")
+    if output.is_dir() and any(output.iterdir()) and not overwrite:
+        raise UserInputError(f"{output}: already exists and is not empty; pass --overwrite to replace it")
+    if output.resolve() == source.resolve() or source.resolve() in output.resolve().parents:
+        raise UserInputError(f"{output}: the preset cannot be written inside the checkpoint folder {source}")
+    layout = layout or detect_layout(source)
+    import_keras_quietly()
+    from keras_colorize.models.instruct_pix2pix.convert.checkpoints import components_from_checkpoint
+    from keras_colorize.models.instruct_pix2pix.convert.preset import NETWORKS, save_preset
+
+    components = components_from_checkpoint(source, layout)
+    save_preset(output, components, overwrite=overwrite, metadata={"source": str(source), "layout": layout})
+    counts = ", ".join(f"{name} {getattr(components, name).count_params():,}" for name in NETWORKS)
+    click.echo(f"converted the {layout} checkpoint {source} into the preset {output} (parameters: {counts})")
 
 
 # ----------------------------------------------------------------------------- listings

@@ -358,7 +358,8 @@ def test_models_recipes_and_samples(tmp_path):
     assert result.exit_code == 0
     names = [line.split()[0] for line in result.stdout.splitlines()[:-1]]
     assert names == [
-        "gan_l1", "gan_l1_class", "instance_fusion", "pix2pix", "quickstart", "unet_v1", "unet_v2", "wgan_gp_l2_class"
+        "gan_l1", "gan_l1_class", "instance_fusion", "instruct_pix2pix_colorize", "instruct_pix2pix_tiny", "pix2pix",
+        "quickstart", "unet_v1", "unet_v2", "wgan_gp_l2_class",
     ]
 
     result = invoke("samples", tmp_path / "photos")

@@ -214,7 +214,7 @@ def test_builtin_recipes_resolve_and_validate():
     found = list_builtin_recipes()
     assert set(found) == {
         "quickstart", "unet_v1", "unet_v2", "pix2pix", "gan_l1", "gan_l1_class", "wgan_gp_l2_class",
-        "instance_fusion",
+        "instance_fusion", "instruct_pix2pix_colorize", "instruct_pix2pix_tiny",
     }
     assert all(description for description in found.values())
     for name in found:

@@ -8,7 +8,7 @@ import inspect
 from pathlib import Path
 
 from keras_colorize.errors import UserInputError
-from keras_colorize.recipes.loader import RecipeError, load_recipe
+from keras_colorize.recipes.loader import RecipeError, is_instruct_pix2pix, load_recipe
 
 
 def _as_recipe(recipe):
@@ -119,6 +119,8 @@ def build_optimizer(recipe, section="optimizer", decay_steps=None):
         section = "optimizer"
     values = recipe[section]
     kwargs = _kwargs(values)
+    if is_instruct_pix2pix(recipe):
+        kwargs = _finetune_optimizer_arguments(recipe, values["name"], kwargs)
     schedule = recipe.get("schedule") or {}
     if schedule.get("name") == "cosine" and decay_steps:
         initial = float(kwargs.get("learning_rate", 1e-3))
@@ -146,10 +148,13 @@ def build_model(recipe, steps_per_epoch=None, compile=True):
         compile: bool. Compile with the recipe's optimizers. Defaults to True.
 
     Returns:
-        A `Colorizer` (no `trainer` section) or a `GANTrainer` / `WGANGPTrainer`;
-        both take sRGB in [0, 1], (N, image_size, image_size, 3).
+        A `Colorizer` (no `trainer` section), a `GANTrainer` / `WGANGPTrainer`, or
+        an `InstructPix2PixFineTuner` (`model.name: InstructPix2Pix`); all take sRGB
+        in [0, 1], (N, image_size, image_size, 3).
     """
     recipe = _as_recipe(recipe)
+    if is_instruct_pix2pix(recipe):
+        return build_finetuner(recipe, steps_per_epoch=steps_per_epoch, compile=compile)
     if "trainer" in recipe:
         return build_trainer(recipe, steps_per_epoch=steps_per_epoch, compile=compile)
     return build_colorizer(recipe, compile=compile, steps_per_epoch=steps_per_epoch)
@@ -306,6 +311,8 @@ def build_datasets(recipe):
 
 def _check_class_count(recipe, train_set):
     """The generator's class count against the data's class sub-folders."""
+    if is_instruct_pix2pix(recipe):
+        return  # no class branch (labels are refused by the loader)
     num_classes = recipe["model"].get("num_classes")
     if num_classes is None:
         from keras_colorize import models
@@ -469,3 +476,147 @@ def build_fusion_colorizer(recipe, full_checkpoint, instance_checkpoint, steps_p
         total = steps_per_epoch * recipe["train"]["epochs"] if steps_per_epoch else None
         colorizer.compile(optimizer=build_optimizer(recipe, decay_steps=total), loss=recipe["colorizer"]["loss"])
     return colorizer
+
+
+# ----------------------------------------------------------------------------- InstructPix2Pix fine-tuning
+
+
+def _finetune_optimizer_arguments(recipe, name, kwargs):
+    """AdamW arguments left out take the InstructPix2Pix script's values; `finetune.ema` adds the EMA."""
+    from keras_colorize.models.instruct_pix2pix.finetuner import default_optimizer
+
+    kwargs = dict(kwargs)
+    if name.lower() == "adamw":
+        config = default_optimizer().get_config()
+        for key in ("learning_rate", "weight_decay", "epsilon", "global_clipnorm"):
+            kwargs.setdefault(key, config[key])
+    finetune = recipe["finetune"]
+    if finetune.get("ema"):
+        kwargs.setdefault("use_ema", True)
+        kwargs.setdefault("ema_momentum", float(finetune["ema_momentum"]))
+    return kwargs
+
+
+def build_components(recipe):
+    """Load (or make) the InstructPix2Pix components a recipe's `model` section names.
+
+    `model.preset` is a preset folder (`convert.preset.load_preset`); `model.random`
+    (`tiny` or `full`) makes seeded random components (`model.seed`, 0), for trials.
+    The networks take the current Keras dtype policy, or `model.dtype` when set.
+
+    Args:
+        recipe: Recipe, dict, str or Path. A loaded recipe with `model.name:
+            InstructPix2Pix`.
+
+    Returns:
+        A `DiffusionComponents`.
+
+    Raises:
+        RecipeError: the preset folder is missing or cannot be loaded (names
+            `model.preset`).
+    """
+    from keras_colorize.models.instruct_pix2pix.convert.preset import load_preset, random_components
+
+    recipe = _as_recipe(recipe)
+    model = recipe["model"]
+    dtype = model.get("dtype")
+    if "random" in model:
+        return random_components(seed=int(model.get("seed", 0)), tiny=model["random"] == "tiny", dtype=dtype)
+    check_preset_path(recipe)
+    try:
+        return load_preset(model["preset"], dtype=dtype)
+    except UserInputError as error:
+        raise recipe.error(("model", "preset"), _first_line(error)) from None
+
+
+def check_preset_path(recipe):
+    """Check that `model.preset` of an InstructPix2Pix recipe is a folder with a `config.json`.
+
+    Raises:
+        RecipeError: naming `model.preset` and how to set it.
+    """
+    preset = recipe["model"].get("preset")
+    if preset is None:
+        return
+    path = Path(preset).expanduser()
+    if not path.is_dir():
+        raise recipe.error(("model", "preset"), f"preset folder not found: {preset} (pass --set model.preset=FOLDER)")
+    if not (path / "config.json").is_file():
+        raise recipe.error(("model", "preset"), f"{preset} has no config.json (not an InstructPix2Pix preset folder)")
+
+
+def finetuner_arguments(recipe):
+    """The `InstructPix2PixFineTuner` arguments of a recipe's `finetune` section (constants for nulls)."""
+    from keras_colorize.models.instruct_pix2pix.constants import CONDITIONING_DROPOUT
+
+    finetune = recipe["finetune"]
+    dropout = finetune.get("conditioning_dropout")
+    return {
+        "prompts": finetune.get("prompts"),
+        "conditioning_dropout": CONDITIONING_DROPOUT if dropout is None else float(dropout),
+        "loss": finetune["loss"],
+        "seed": recipe["train"]["seed"],
+        "lora_rank": finetune.get("lora_rank"),
+        "remat": finetune.get("remat"),
+        "sampling": {k: v for k, v in validation_settings(recipe).items() if k not in ("every_n_steps", "images")},
+    }
+
+
+def validation_settings(recipe):
+    """The sampled-validation settings of `finetune.validation`, constants for nulls.
+
+    Returns:
+        A dict of `every_n_steps` (None: off), `images`, `steps`, `guidance`,
+        `image_guidance`, `sampler` and `seed`.
+    """
+    from keras_colorize.models.instruct_pix2pix.constants import IMAGE_GUIDANCE, SAMPLING_STEPS, TEXT_GUIDANCE
+
+    values = dict(recipe["finetune"]["validation"])
+    for key, constant in (("steps", SAMPLING_STEPS), ("guidance", TEXT_GUIDANCE), ("image_guidance", IMAGE_GUIDANCE)):
+        if values.get(key) is None:
+            values[key] = constant
+    return values
+
+
+def build_finetuner(recipe, steps_per_epoch=None, compile=True):
+    """Build the InstructPix2Pix fine-tuner of a recipe, compiled with its optimizer.
+
+    Args:
+        recipe: Recipe, dict, str or Path. A loaded recipe with `model.name:
+            InstructPix2Pix`.
+        steps_per_epoch: int or None. Batches per epoch, for the learning-rate
+            schedule. Defaults to None.
+        compile: bool. Compile with the recipe's optimizer (AdamW with the
+            InstructPix2Pix settings by default; `finetune.ema` adds an EMA).
+            Defaults to True.
+
+    Returns:
+        An `InstructPix2PixFineTuner` taking sRGB in [0, 1], shape
+        (N, image_size, image_size, 3).
+
+    Raises:
+        RecipeError: a missing preset, a prompt file that cannot be read, an image
+            size the networks cannot take, or bad fine-tuning settings.
+    """
+    from keras_colorize.models.instruct_pix2pix.finetuner import InstructPix2PixFineTuner
+    from keras_colorize.models.instruct_pix2pix.pipeline import size_multiple
+
+    recipe = _as_recipe(recipe)
+    components = build_components(recipe)
+    multiple = size_multiple(components)
+    image_size = recipe["colorizer"]["image_size"]
+    if image_size % multiple:
+        raise recipe.error(
+            ("colorizer", "image_size"), f"{image_size} must be a multiple of {multiple} for these networks"
+        )
+    arguments = finetuner_arguments(recipe)
+    try:
+        finetuner = InstructPix2PixFineTuner(components, **arguments)
+    except UserInputError as error:
+        message = _first_line(error)
+        key = ("finetune", "prompts") if arguments["prompts"] and str(arguments["prompts"]) in message else "finetune"
+        raise recipe.error(key, message) from None
+    if compile:
+        total = steps_per_epoch * recipe["train"]["epochs"] if steps_per_epoch else None
+        finetuner.compile(optimizer=build_optimizer(recipe, decay_steps=total))
+    return finetuner

@@ -23,6 +23,9 @@ import yaml
 
 from keras_colorize.errors import UserInputError
 from keras_colorize.recipes.schema import (
+    INSTRUCT_PIX2PIX,
+    INSTRUCT_PIX2PIX_MODEL,
+    INSTRUCT_PIX2PIX_OPTIMIZER,
     RECIPE_SCHEMA,
     SECTION_ORDER,
     default_sections,
@@ -376,18 +379,30 @@ def _apply_override(data, origins, label, parts, value, text):
         _record_origins(value, label + _SET_SUFFIX, origins, parts)
 
 
+def is_instruct_pix2pix(data):
+    """Whether a recipe (or its raw mapping) fine-tunes InstructPix2Pix (`model.name: InstructPix2Pix`)."""
+    model = data.get("model") if isinstance(data, dict) else None
+    return isinstance(model, dict) and model.get("name") == INSTRUCT_PIX2PIX
+
+
 def _fill_defaults(data):
     filled = copy.deepcopy(data)
+    diffusion = is_instruct_pix2pix(filled)
     for section, defaults in default_sections().items():
         current = filled.get(section)
         if current is None:
             current = {}
         if not isinstance(current, dict):
             continue  # reported by the schema check
+        if section == "optimizer" and diffusion:
+            # AdamW with the InstructPix2Pix script's settings, filled in by the builder.
+            defaults = dict(INSTRUCT_PIX2PIX_OPTIMIZER)
         if section == "optimizer" and current.get("name", defaults["name"]) != defaults["name"]:
             # The default learning rate is Adam's; another optimizer keeps its own default.
             defaults = {"name": defaults["name"]}
         filled[section] = {**defaults, **current}
+    if diffusion and filled.get("finetune") is None:
+        filled["finetune"] = {}
     for section, defaults in optional_section_defaults().items():
         current = filled.get(section)
         if isinstance(current, dict):
@@ -525,7 +540,37 @@ def _check_zoo_class(recipe, section, role):
 
 
 def _check_model(recipe):
+    if is_instruct_pix2pix(recipe):
+        return  # checked by _check_instruct_pix2pix
     _check_zoo_class(recipe, "model", "generator")
+
+
+def _check_instruct_pix2pix(recipe):
+    """The sections of InstructPix2Pix fine-tuning, or a `finetune` section without it."""
+    if not is_instruct_pix2pix(recipe):
+        if "finetune" in recipe:
+            raise recipe.error("finetune", f"needs model.name: {INSTRUCT_PIX2PIX} (InstructPix2Pix fine-tuning)")
+        return
+    validator = jsonschema.Draft202012Validator(INSTRUCT_PIX2PIX_MODEL)
+    errors = sorted(validator.iter_errors(dict(recipe["model"])), key=lambda e: e.validator != "additionalProperties")
+    if errors:
+        error = errors[0]
+        error.path.appendleft("model")
+        raise _schema_error_to_recipe_error(recipe, error)
+    model = recipe["model"]
+    if ("preset" in model) == ("random" in model):
+        raise recipe.error(
+            "model",
+            f"{INSTRUCT_PIX2PIX} needs either preset (a preset folder) or random (tiny or full), not "
+            + ("both" if "preset" in model else "neither"),
+        )
+    if "seed" in model and "random" not in model:
+        raise recipe.error(("model", "seed"), "only random components take a seed")
+    for section in ("trainer", "discriminator", "discriminator_optimizer", "instances", "stages"):
+        if section in recipe:
+            raise recipe.error(section, f"not used by {INSTRUCT_PIX2PIX} fine-tuning (it trains with finetune)")
+    if recipe["data"].get("labels"):
+        raise recipe.error(("data", "labels"), f"{INSTRUCT_PIX2PIX} fine-tuning uses no class labels")
 
 
 def _check_optimizer(recipe, section="optimizer"):
@@ -618,6 +663,7 @@ def validate_recipe(recipe, check_classes=True):
             ("data", "validation_fraction"),
             "set either data.validation (a folder) or data.validation_fraction, not both",
         )
+    _check_instruct_pix2pix(recipe)
     _check_trainer_sections(recipe)
     _check_instance_sections(recipe)
     if check_classes:

@@ -65,6 +65,30 @@ and are checked against its signature when the recipe is loaded
 - `evaluate`: `data` (null), the default folder of `keras-colorize evaluate` for this
   run's checkpoints; `batch_size` (16).
 
+InstructPix2Pix fine-tuning (`model.name: InstructPix2Pix`) trains the denoising U-Net
+of a Stable Diffusion v1 InstructPix2Pix model to colorize (see
+`keras_colorize.models.instruct_pix2pix.finetuner`):
+
+- `model`: `preset`, a preset folder (`convert.preset.save_preset`), or `random`:
+  `tiny` or `full`, seeded random components (`seed`, 0) for trials; `dtype` (null),
+  the dtype policy of the loaded networks. `colorizer.image_size` is the training crop
+  (a multiple of 64 at the Stable Diffusion size); `colorizer.loss` is not used.
+- `optimizer` (`adamw`): with AdamW, the arguments left out take the InstructPix2Pix
+  script's values (`finetuner.default_optimizer`: learning rate 5e-6, weight decay
+  1e-2, epsilon 1e-8, global clip norm 1).
+- `finetune` (a null value means the constant of
+  `keras_colorize.models.instruct_pix2pix.constants`): `conditioning_dropout` (null:
+  0.05); `loss` (`noise`) or `joint` (noise MSE
+  plus the LAB MSE of the decoded one-step estimate, uncertainty-weighted);
+  `lora_rank` (null: the whole U-Net trains); `remat` (null); `ema` (false) and
+  `ema_momentum` (0.9999), an exponential moving average of the weights kept by the
+  optimizer; `prompts` (null: the packaged colorization prompts), a prompt file;
+  `validation`: sampled validation during training, `every_n_steps` (null: off),
+  `images` (4), `steps` (null: 20), `guidance` (null: 7.0), `image_guidance` (null:
+  1.5), `sampler`
+  (`euler_ancestral` or `ddim`), `seed` (0). The fine-tuned preset is written to
+  `<run_dir>/preset` when training ends.
+
 Paths are relative to the current working directory.
 """
 
@@ -76,6 +100,31 @@ TRAINERS = ("GANTrainer", "WGANGPTrainer")
 SCHEDULES = ("constant", "cosine")
 STAGES = ("full", "instance", "fusion")
 """The stages of instance-aware training, in the order they run."""
+
+INSTRUCT_PIX2PIX = "InstructPix2Pix"
+"""The `model.name` of InstructPix2Pix fine-tuning (not a zoo generator)."""
+FINETUNE_LOSSES = ("noise", "joint")
+SAMPLERS = ("euler_ancestral", "ddim")
+RANDOM_COMPONENTS = ("tiny", "full")
+
+INSTRUCT_PIX2PIX_MODEL = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name"],
+    "properties": {
+        "name": {"const": INSTRUCT_PIX2PIX},
+        "preset": {"type": "string", "minLength": 1},
+        "random": {"enum": list(RANDOM_COMPONENTS)},
+        "seed": {"type": "integer", "minimum": 0},
+        "dtype": {"enum": [None, "float32", "bfloat16", "float16", "mixed_bfloat16", "mixed_float16"]},
+    },
+}
+"""The `model` section of InstructPix2Pix fine-tuning (checked instead of a zoo signature)."""
+
+INSTRUCT_PIX2PIX_OPTIMIZER = {"name": "adamw"}
+"""The optimizer section of InstructPix2Pix fine-tuning when a recipe leaves it out: AdamW
+with the InstructPix2Pix script's settings (`finetuner.default_optimizer`) for every
+argument not given."""
 
 _POSITIVE_INT = {"type": "integer", "minimum": 1}
 _OPTIONAL_PATH = {"type": ["string", "null"], "minLength": 1}
@@ -208,6 +257,32 @@ RECIPE_SCHEMA = {
                 "batch_size": _POSITIVE_INT,
             },
         },
+        "finetune": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "conditioning_dropout": {"type": ["number", "null"], "minimum": 0, "maximum": 0.3333333334},
+                "loss": {"enum": list(FINETUNE_LOSSES)},
+                "lora_rank": {"type": ["integer", "null"], "minimum": 1},
+                "remat": {"type": ["boolean", "null"]},
+                "ema": {"type": "boolean"},
+                "ema_momentum": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                "prompts": _OPTIONAL_PATH,
+                "validation": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "every_n_steps": {"type": ["integer", "null"], "minimum": 1},
+                        "images": {"type": "integer", "minimum": 1, "maximum": 64},
+                        "steps": {"type": ["integer", "null"], "minimum": 1},
+                        "guidance": {"type": ["number", "null"], "minimum": 0},
+                        "image_guidance": {"type": ["number", "null"], "minimum": 0},
+                        "sampler": {"enum": list(SAMPLERS)},
+                        "seed": {"type": "integer", "minimum": 0},
+                    },
+                },
+            },
+        },
     },
 }
 
@@ -256,6 +331,27 @@ OPTIONAL_DEFAULTS = {
         stage: {"epochs": None, "batch_size": None, "steps_per_epoch": None, "learning_rate": None}
         for stage in STAGES
     },
+    # Filled in for every InstructPix2Pix recipe (see the loader). A null value stands
+    # for the constant of keras_colorize.models.instruct_pix2pix.constants (resolved by
+    # the builder, so that this module imports no Keras).
+    "finetune": {
+        "conditioning_dropout": None,
+        "loss": "noise",
+        "lora_rank": None,
+        "remat": None,
+        "ema": False,
+        "ema_momentum": 0.9999,
+        "prompts": None,
+        "validation": {
+            "every_n_steps": None,
+            "images": 4,
+            "steps": None,
+            "guidance": None,
+            "image_guidance": None,
+            "sampler": "euler_ancestral",
+            "seed": 0,
+        },
+    },
 }
 
 SECTION_ORDER = (
@@ -271,6 +367,7 @@ SECTION_ORDER = (
     "schedule",
     "instances",
     "stages",
+    "finetune",
     "data",
     "train",
     "evaluate",

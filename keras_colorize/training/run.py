@@ -16,6 +16,11 @@ A run directory holds:
   as gray input, prediction and truth, after every epoch;
 - `tensorboard/` (with `train.tensorboard`): TensorBoard logs of every logged value
   per epoch and of the sample grids.
+
+InstructPix2Pix fine-tuning (`model.name: InstructPix2Pix`) also writes `preset/`, the
+fine-tuned components as a preset folder, when training ends, and with
+`finetune.validation.every_n_steps` the sampled validation of the held-out images,
+`validation/step_XXXXXXX.png` and `validation/metrics.json`.
 """
 
 import json
@@ -273,9 +278,27 @@ class RunPlan:
         curves: list of str. The logs drawn in `loss_curve.png`.
         monitor: callable `monitor(has_validation)`: the log that chooses `best.keras`.
         title: str. The title of `loss_curve.png`.
+        callbacks: callable or None. `callbacks(run_dir, train_set, validation_set)`
+            returns extra Keras callbacks, run before the history is logged (their
+            epoch logs reach `history.csv`). Defaults to None.
+        finish: callable or None. `finish(model, run_dir)`, called after a run that
+            did not diverge (e.g. to export the trained model). Defaults to None.
     """
 
-    def __init__(self, recipe, datasets, build, kind, description, sample_inputs, curves, monitor, title):
+    def __init__(
+        self,
+        recipe,
+        datasets,
+        build,
+        kind,
+        description,
+        sample_inputs,
+        curves,
+        monitor,
+        title,
+        callbacks=None,
+        finish=None,
+    ):
         self.recipe = recipe
         self.datasets = datasets
         self.build = build
@@ -285,6 +308,8 @@ class RunPlan:
         self.curves = curves
         self.monitor = monitor
         self.title = title
+        self.callbacks = callbacks
+        self.finish = finish
 
 
 def default_plan(recipe):
@@ -303,6 +328,71 @@ def default_plan(recipe):
         curves=curves,
         monitor=lambda has_validation: _logged_curves(recipe, has_validation)[1],
         title=_curve_title(recipe),
+    )
+
+
+def instruct_pix2pix_plan(recipe):
+    """The `RunPlan` of InstructPix2Pix fine-tuning (`model.name: InstructPix2Pix`).
+
+    The model is an `InstructPix2PixFineTuner`; `best.keras` follows `val_loss` (the
+    noise MSE with the validation prompt), else `loss`. With
+    `finetune.validation.every_n_steps`, a `SampledValidation` callback samples the
+    held-out images (validation images when there are any); after training the
+    fine-tuned components are written to `<run_dir>/preset`.
+    """
+    from keras_colorize.recipes import build_datasets
+    from keras_colorize.recipes.builder import build_finetuner, check_preset_path, validation_settings
+
+    check_preset_path(recipe)
+    image_size = recipe["colorizer"]["image_size"]
+    curves = ["loss", "val_loss", "noise_loss", "val_noise_loss"]
+    if recipe["finetune"]["loss"] == "joint":
+        curves += ["lab_loss", "val_lab_loss"]
+    settings = validation_settings(recipe)
+    source = recipe["model"].get("preset") or f"random {recipe['model']['random']} components"
+
+    def describe(model):
+        total = model.unet.count_params()
+        trainable = sum(math.prod(v.shape) for v in model.unet.trainable_weights)
+        lora = f", LoRA rank {model.lora_rank}" if model.lora_rank else ""
+        return f"InstructPix2Pix U-Net ({total:,} parameters, {trainable:,} trained{lora}) from {source}"
+
+    def callbacks(run_dir, train_set, validation_set):
+        if not settings["every_n_steps"]:
+            return []
+        from keras_colorize.models.instruct_pix2pix.validation import SampledValidation
+
+        held_out = validation_set if validation_set is not None else train_set
+        images = _fixed_images(held_out, settings["images"], image_size)
+        return [
+            SampledValidation(
+                images,
+                every_n_steps=settings["every_n_steps"],
+                output_dir=Path(run_dir) / "validation",
+                steps=settings["steps"],
+                guidance=settings["guidance"],
+                image_guidance=settings["image_guidance"],
+                sampler=settings["sampler"],
+                seed=settings["seed"],
+            )
+        ]
+
+    def finish(model, run_dir):
+        path = model.save_preset(Path(run_dir) / "preset", overwrite=True)
+        _say(f"fine-tuned preset: {path}")
+
+    return RunPlan(
+        recipe,
+        datasets=lambda: build_datasets(recipe),
+        build=lambda steps: build_finetuner(recipe, steps_per_epoch=steps),
+        kind="InstructPix2PixFineTuner",
+        description=describe,
+        sample_inputs=lambda dataset, count: _fixed_images(dataset, count, image_size),
+        curves=curves,
+        monitor=lambda has_validation: "val_loss" if has_validation else "loss",
+        title=f"{recipe.get('name', 'run')}: InstructPix2Pix fine-tuning, {recipe['finetune']['loss']} loss",
+        callbacks=callbacks,
+        finish=finish,
     )
 
 
@@ -356,7 +446,10 @@ def run_training(recipe, run_dir=None, resume=False, overrides=(), verbose="auto
         )
     check_data_paths(recipe)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(recipe)
-    return fit_run(default_plan(recipe), run_dir, resume=resume, verbose=verbose)
+    from keras_colorize.recipes.loader import is_instruct_pix2pix
+
+    plan = instruct_pix2pix_plan(recipe) if is_instruct_pix2pix(recipe) else default_plan(recipe)
+    return fit_run(plan, run_dir, resume=resume, verbose=verbose)
 
 
 def fit_run(plan, run_dir, resume=False, verbose="auto"):
@@ -422,6 +515,8 @@ def _fit_run(plan, run_dir, resume, verbose):
     steps = recipe["train"]["steps_per_epoch"]
     tensorboard = _tensorboard_callbacks(run_dir) if recipe["train"]["tensorboard"] else []
     if resume:
+        if plan.kind == "InstructPix2PixFineTuner":
+            import keras_colorize.models.instruct_pix2pix.finetuner  # noqa: F401  (registers the class)
         model = _load_run_checkpoint(run_dir / "checkpoints" / "last.keras", plan.kind)
         _apply_learning_rate(model, recipe)
         for dataset in (train_set, validation_set):
@@ -447,6 +542,7 @@ def _fit_run(plan, run_dir, resume, verbose):
     monitor = plan.monitor(validation_set is not None)
     curves = [key for key in plan.curves if validation_set is not None or not key.startswith("val_")]
     guard = TerminateOnNonFinite()
+    extra = plan.callbacks(run_dir, train_set, validation_set) if plan.callbacks is not None else []
     checkpoint = AtomicCheckpoint(
         run_dir / "checkpoints",
         state_path=run_dir / "state.json",
@@ -457,6 +553,7 @@ def _fit_run(plan, run_dir, resume, verbose):
     callbacks = [
         guard,
         checkpoint,
+        *extra,
         keras.callbacks.CSVLogger(str(history_path), append=resume),
         LossCurve(
             run_dir / "loss_curve.png",
@@ -499,6 +596,8 @@ def _fit_run(plan, run_dir, resume, verbose):
             f"training diverged: the {what} became {guard.diverged['loss']} in {where}; {kept} "
             f"(try a lower optimizer.learning_rate)"
         )
+    if plan.finish is not None:
+        plan.finish(model, run_dir)
     best = checkpoint.best
     best_text = f"best {monitor} {best:.5g} at epoch {checkpoint.best_epoch}" if math.isfinite(best) else "no best"
     _say(f"done: {_plural(epochs, 'epoch')}, {best_text}; checkpoints in {run_dir / 'checkpoints'}")
@@ -513,6 +612,7 @@ __all__ = [
     "default_run_dir",
     "environment_info",
     "fit_run",
+    "instruct_pix2pix_plan",
     "read_state",
     "run_training",
 ]

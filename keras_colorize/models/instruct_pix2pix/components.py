@@ -2,6 +2,23 @@
 
 import dataclasses
 
+NETWORKS = ("unet", "vae_encoder", "vae_decoder", "text_encoder")
+"""The networks of `DiffusionComponents` (the tokenizer holds no weights)."""
+
+
+def network_classes():
+    """The class of each network in `NETWORKS`, by name."""
+    from keras_colorize.models.instruct_pix2pix.text import CLIPTextEncoder
+    from keras_colorize.models.instruct_pix2pix.unet import InstructPix2PixUNet
+    from keras_colorize.models.instruct_pix2pix.vae import VAEDecoder, VAEEncoder
+
+    return {
+        "unet": InstructPix2PixUNet,
+        "vae_encoder": VAEEncoder,
+        "vae_decoder": VAEDecoder,
+        "text_encoder": CLIPTextEncoder,
+    }
+
 
 @dataclasses.dataclass
 class DiffusionComponents:
