@@ -29,6 +29,7 @@ OPTIONS = {
     "lora_rank_4": dict(lora_rank=4),
     "ema": dict(use_ema=True),
     "lora_rank_4+mixed_bfloat16+remat": dict(lora_rank=4, dtype="mixed_bfloat16", remat=True),
+    "joint_loss": dict(loss="joint"),
 }
 
 GIB = 1024.0**3
@@ -45,7 +46,11 @@ def measure(option, size, image_size, batch_size):
     keras.config.set_dtype_policy(settings.get("dtype", "float32"))
     components = random_components(seed=0, tiny=size == "tiny")
     tuner = InstructPix2PixFineTuner(
-        components, seed=0, lora_rank=settings.get("lora_rank"), remat=settings.get("remat")
+        components,
+        seed=0,
+        lora_rank=settings.get("lora_rank"),
+        remat=settings.get("remat"),
+        loss=settings.get("loss", "noise"),
     )
     tuner.compile(optimizer=default_optimizer(use_ema=settings.get("use_ema", False)))
     tuner.optimizer.build(tuner.trainable_variables)

@@ -176,7 +176,7 @@ class InstructPix2PixFineTuner(keras.Model):
             guidance 1.5, seed 0).
         **kwargs: `keras.Model` arguments (`name`, `dtype`).
 
-    Example:
+    Examples:
         >>> from keras_colorize.models.instruct_pix2pix.convert.preset import random_components
         >>> from keras_colorize.models.instruct_pix2pix.finetuner import InstructPix2PixFineTuner
         >>> tuner = InstructPix2PixFineTuner(random_components(seed=0, tiny=True), seed=0)  # doctest: +SKIP

@@ -98,7 +98,7 @@ class InstructPix2PixPipeline:
             count). Defaults to "euler_ancestral".
         image_size: int or (int, int). Model size of `colorize`. Defaults to 256.
 
-    Example:
+    Examples:
         >>> from keras_colorize.models.instruct_pix2pix.convert.preset import load_preset
         >>> from keras_colorize.models.instruct_pix2pix.pipeline import InstructPix2PixPipeline
         >>> pipeline = InstructPix2PixPipeline(load_preset("presets/ip2p"))  # doctest: +SKIP

@@ -57,7 +57,7 @@ class DDPMScheduler:
         beta_start: float. First beta. Defaults to BETA_START (0.00085).
         beta_end: float. Last beta. Defaults to BETA_END (0.012).
 
-    Example:
+    Examples:
         >>> from keras_colorize.models.instruct_pix2pix.schedulers import DDPMScheduler
         >>> scheduler = DDPMScheduler()
         >>> round(float(scheduler.alphas_cumprod[-1]), 5)
@@ -136,7 +136,7 @@ class EulerAncestralSampler(_Sampler):
         beta_start: float. First beta. Defaults to BETA_START (0.00085).
         beta_end: float. Last beta. Defaults to BETA_END (0.012).
 
-    Example:
+    Examples:
         >>> from keras_colorize.models.instruct_pix2pix.schedulers import EulerAncestralSampler
         >>> sampler = EulerAncestralSampler()
         >>> [round(float(t), 2) for t in sampler.set_timesteps(20)[:3]]
@@ -233,7 +233,7 @@ class DDIMSampler(_Sampler):
             variance. Defaults to 0.
         steps_offset: int. Added to every timestep. Defaults to 1.
 
-    Example:
+    Examples:
         >>> from keras_colorize.models.instruct_pix2pix.schedulers import DDIMSampler
         >>> DDIMSampler().set_timesteps(20)[:3]
         array([951., 901., 851.], dtype=float32)

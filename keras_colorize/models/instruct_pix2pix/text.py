@@ -123,7 +123,7 @@ class CLIPTokenizer:
         UserInputError: the vocabulary file is missing, unreadable or not a BPE
             merges file.
 
-    Example:
+    Examples:
         >>> from keras_colorize.models.instruct_pix2pix.text import CLIPTokenizer
         >>> tokenizer = CLIPTokenizer()
         >>> tokenizer("colorize the image").shape
@@ -425,11 +425,11 @@ class CLIPTextEncoder(keras.Model):
     Outputs: the last hidden state after the final layer norm, float, shape
         `(N, L, width)`.
 
-    Example:
+    Examples:
         >>> from keras_colorize.models.instruct_pix2pix.text import (
         ...     CLIPTextEncoder, CLIPTokenizer, TINY_TEXT_ENCODER)
         >>> encoder = CLIPTextEncoder(**TINY_TEXT_ENCODER)
-        >>> encoder(CLIPTokenizer()(["colorize the image"])).shape
+        >>> tuple(encoder(CLIPTokenizer()(["colorize the image"])).shape)
         (1, 77, 32)
     """
 

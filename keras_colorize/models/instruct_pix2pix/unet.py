@@ -323,7 +323,7 @@ class InstructPix2PixUNet(keras.Model):
     (N, L, context_dim).
     Outputs: predicted noise float32 (N, h, w, output_channels).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from keras_colorize.models.instruct_pix2pix.unet import InstructPix2PixUNet, TINY_UNET
         >>> unet = InstructPix2PixUNet(**TINY_UNET)  # SD v1 sizes: InstructPix2PixUNet()

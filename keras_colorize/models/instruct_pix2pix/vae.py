@@ -216,8 +216,9 @@ class VAEEncoder(_VAEHalf):
         groups: int. Groups of every group normalisation. Defaults to 32.
         epsilon: float. Epsilon of every group normalisation. Defaults to 1e-6 (SD v1 and
             diffusers; KerasCV's port computes with 1e-5).
-        dtype: str, DTypePolicy or None. Dtype policy of every layer; None uses the global policy.
-            Under a mixed policy the moments are float32. Defaults to None.
+        **kwargs: `keras.Model` arguments: `name`, and `dtype` (str, DTypePolicy or None), the
+            dtype policy of every layer (None: the global policy); under a mixed policy the
+            moments are float32.
 
     Inputs: sRGB scaled to [-1, 1] (2 * rgb - 1), float, shape `(N, H, W, 3)`, H and W multiples of
         the downsampling factor.
@@ -225,7 +226,7 @@ class VAEEncoder(_VAEHalf):
         dtype of a non-mixed `dtype` policy), shape
         `(N, H / f, W / f, 2 * latent_channels)`, unscaled (multiply a latent by `LATENT_SCALE`).
 
-    Example:
+    Examples:
         >>> from keras_colorize.models.instruct_pix2pix.vae import TINY_VAE, VAEEncoder
         >>> encoder = VAEEncoder(**TINY_VAE)
         >>> encoder.downsampling_factor
@@ -297,8 +298,9 @@ class VAEDecoder(_VAEHalf):
         groups: int. Groups of every group normalisation. Defaults to 32.
         epsilon: float. Epsilon of every group normalisation. Defaults to 1e-6 (SD v1 and
             diffusers; KerasCV's port computes with 1e-5).
-        dtype: str, DTypePolicy or None. Dtype policy of every layer; None uses the global policy.
-            Under a mixed policy the image is float32. Defaults to None.
+        **kwargs: `keras.Model` arguments: `name`, and `dtype` (str, DTypePolicy or None), the
+            dtype policy of every layer (None: the global policy); under a mixed policy the
+            image is float32.
 
     Inputs: UNSCALED latents (a diffusion latent divided by `LATENT_SCALE`), float, shape
         `(N, h, w, latent_channels)`.
@@ -306,7 +308,7 @@ class VAEDecoder(_VAEHalf):
         the dtype of a non-mixed `dtype` policy), shape
         `(N, h * f, w * f, 3)`.
 
-    Example:
+    Examples:
         >>> from keras_colorize.models.instruct_pix2pix.vae import TINY_VAE, VAEDecoder
         >>> decoder = VAEDecoder(**TINY_VAE)
         >>> decoder.upsampling_factor

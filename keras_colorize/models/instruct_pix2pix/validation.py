@@ -97,7 +97,7 @@ class SampledValidation(keras.callbacks.Callback):
         prompt: str. The instruction. Defaults to `VALIDATION_PROMPT`.
         batch_size: int. Images sampled at a time. Defaults to 4.
 
-    Example:
+    Examples:
         >>> from keras_colorize.models.instruct_pix2pix.validation import SampledValidation
         >>> callback = SampledValidation(held_out, every_n_steps=500, output_dir="run/validation")  # doctest: +SKIP
         >>> tuner.fit(train, callbacks=[callback])  # doctest: +SKIP

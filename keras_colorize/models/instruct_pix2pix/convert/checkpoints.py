@@ -14,7 +14,7 @@ A text-to-image U-Net (4 input channels) is accepted from either source: its inp
 convolution is widened to the 8 channels of InstructPix2Pix, the 4 new (conditioning
 image) channels zero-initialised, as InstructPix2Pix's fine-tuning starts.
 
-Example:
+Examples:
     >>> from keras_colorize.models.instruct_pix2pix.convert.checkpoints import components_from_diffusers
     >>> from keras_colorize.models.instruct_pix2pix.convert.preset import save_preset
     >>> save_preset("presets/ip2p", components_from_diffusers("instruct-pix2pix/"))  # doctest: +SKIP

@@ -6,7 +6,7 @@ and `get_config()`, the tokenizer's settings) and one Keras weights file per net
 `text_encoder.weights.h5`); a tokenizer with its own vocabulary also keeps a copy of it
 (`vocabulary.txt.gz`). A preset loads on any backend, whichever wrote it.
 
-Example:
+Examples:
     >>> from keras_colorize.models.instruct_pix2pix.convert.preset import (
     ...     load_preset, random_components, save_preset)
     >>> save_preset("tiny_preset", random_components(seed=0))  # doctest: +SKIP

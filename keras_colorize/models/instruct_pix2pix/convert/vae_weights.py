@@ -158,7 +158,7 @@ def vae_from_diffusers(encoder, decoder, state_dict):
         UserInputError: a tensor is missing, has the wrong shape, or is left unused (the one-line
             message names it). Nothing is assigned then.
 
-    Example:
+    Examples:
         >>> from safetensors.numpy import load_file  # doctest: +SKIP
         >>> vae_from_diffusers(encoder, decoder, load_file("vae/diffusion_pytorch_model.safetensors"))  # doctest: +SKIP
     """
