@@ -72,6 +72,47 @@ def gray_baseline(images):
     return ops.convert_to_numpy(model_outputs_to_rgb(l_norm, ab, "channels_last"))
 
 
+def colorize_at_full_resolution(rgb, model_size, predict_ab):
+    """Colorize one photo at full resolution with an ab predictor that runs at the model size.
+
+    The photo's L* (computed in strips of `RECOMBINE_ROWS` rows, so memory stays bounded) is
+    resized to `model_size`; the predicted ab is upsampled to the photo's size and recombined
+    with the original full-resolution L*, so the result keeps every detail of the photo.
+
+    Args:
+        rgb: NumPy sRGB in [0, 1], float32, shape (H, W, 3).
+        model_size: (int, int). Height and width the predictor takes.
+        predict_ab: callable. Maps model-space L in [-1, 1], shape
+            (1, model_size[0], model_size[1], 1), to model-space ab in [-1, 1], shape
+            (1, model_size[0], model_size[1], 2).
+
+    Returns:
+        NumPy uint8 sRGB, shape (H, W, 3).
+    """
+    height, width = rgb.shape[:2]
+    lightness = np.concatenate(
+        [
+            ops.convert_to_numpy(rgb_to_lightness(ops.convert_to_tensor(rgb[top : top + RECOMBINE_ROWS]), "channels_last"))
+            for top in range(0, height, RECOMBINE_ROWS)
+        ]
+    )
+    l_small = ops.image.resize(
+        ops.convert_to_tensor(normalize_l(lightness)[None]), tuple(model_size), antialias=True, data_format="channels_last"
+    )
+    ab_small = predict_ab(l_small)
+    ab_full = ops.convert_to_numpy(
+        ops.image.resize(ops.convert_to_tensor(ab_small), (height, width), data_format="channels_last")
+    )[0]
+    output = np.empty((height, width, 3), "uint8")
+    for top in range(0, height, RECOMBINE_ROWS):
+        rows = slice(top, top + RECOMBINE_ROWS)
+        rgb_rows = model_outputs_to_rgb(
+            ops.convert_to_tensor(normalize_l(lightness[rows])), ops.convert_to_tensor(ab_full[rows]), "channels_last"
+        )
+        output[rows] = _to_uint8(rgb_rows)
+    return output
+
+
 @register
 class Colorizer(keras.Model):
     """Wraps a generator (L -> ab) into a colorizer that trains from sRGB batches.
@@ -208,39 +249,9 @@ class Colorizer(keras.Model):
         return self._colorize_rgb(_to_float_rgb(image), predict_ab)
 
     def _colorize_rgb(self, rgb, predict_ab):
-        """Colorize one photo at full resolution with a given ab predictor.
-
-        Args:
-            rgb: NumPy sRGB in [0, 1], float32, shape (H, W, 3).
-            predict_ab: callable. Maps model-space L in [-1, 1], shape
-                (1, image_size[0], image_size[1], 1), to model-space ab in
-                [-1, 1], shape (1, image_size[0], image_size[1], 2).
-
-        Returns:
-            NumPy uint8 sRGB, shape (H, W, 3).
-        """
-        height, width = rgb.shape[:2]
-        lightness = np.concatenate(
-            [
-                ops.convert_to_numpy(rgb_to_lightness(ops.convert_to_tensor(rgb[top : top + RECOMBINE_ROWS]), "channels_last"))
-                for top in range(0, height, RECOMBINE_ROWS)
-            ]
-        )
-        l_small = ops.image.resize(
-            ops.convert_to_tensor(normalize_l(lightness)[None]), self.image_size, antialias=True, data_format="channels_last"
-        )
-        ab_small = predict_ab(l_small)
-        ab_full = ops.convert_to_numpy(
-            ops.image.resize(ops.convert_to_tensor(ab_small), (height, width), data_format="channels_last")
-        )[0]
-        output = np.empty((height, width, 3), "uint8")
-        for top in range(0, height, RECOMBINE_ROWS):
-            rows = slice(top, top + RECOMBINE_ROWS)
-            rgb_rows = model_outputs_to_rgb(
-                ops.convert_to_tensor(normalize_l(lightness[rows])), ops.convert_to_tensor(ab_full[rows]), "channels_last"
-            )
-            output[rows] = _to_uint8(rgb_rows)
-        return output
+        """Colorize one photo (sRGB in [0, 1], (H, W, 3)) at full resolution with `predict_ab`
+        at `image_size` (see `colorize_at_full_resolution`)."""
+        return colorize_at_full_resolution(rgb, self.image_size, predict_ab)
 
     def get_config(self):
         return {

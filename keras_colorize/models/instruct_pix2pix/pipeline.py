@@ -21,8 +21,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_colorize.color import model_outputs_to_rgb, normalize_l, rgb_to_lightness, rgb_to_model_inputs
-from keras_colorize.colorizer import RECOMBINE_ROWS, _to_float_rgb, _to_uint8
+from keras_colorize.color import model_outputs_to_rgb, rgb_to_model_inputs
+from keras_colorize.colorizer import _to_float_rgb, colorize_at_full_resolution
 from keras_colorize.errors import UserInputError
 from keras_colorize.models.instruct_pix2pix.constants import (
     IMAGE_GUIDANCE,
@@ -335,30 +335,12 @@ class InstructPix2PixPipeline:
         Returns:
             NumPy uint8 sRGB, shape (H, W, 3).
         """
-        rgb = _to_float_rgb(image)
-        height, width = rgb.shape[:2]
-        model_size = self._model_size(size)
-        lightness = np.concatenate(
-            [
-                ops.convert_to_numpy(rgb_to_lightness(ops.convert_to_tensor(rgb[top : top + RECOMBINE_ROWS]), "channels_last"))
-                for top in range(0, height, RECOMBINE_ROWS)
-            ]
-        )
-        l_small = ops.image.resize(
-            ops.convert_to_tensor(normalize_l(lightness)[None]), model_size, antialias=True, data_format="channels_last"
-        )
-        gray_small = model_outputs_to_rgb(l_small, ops.zeros(tuple(l_small.shape[:-1]) + (2,)), "channels_last")
-        gray_small = np.clip(ops.convert_to_numpy(gray_small), 0.0, 1.0)
-        generated = self.generate(
-            gray_small, prompt=prompt, steps=steps, guidance=guidance, image_guidance=image_guidance, seed=seed
-        )
-        _, ab_small = rgb_to_model_inputs(ops.convert_to_tensor(generated), "channels_last")
-        ab_full = ops.convert_to_numpy(ops.image.resize(ab_small, (height, width), data_format="channels_last"))[0]
-        output = np.empty((height, width, 3), "uint8")
-        for top in range(0, height, RECOMBINE_ROWS):
-            rows = slice(top, top + RECOMBINE_ROWS)
-            rgb_rows = model_outputs_to_rgb(
-                ops.convert_to_tensor(normalize_l(lightness[rows])), ops.convert_to_tensor(ab_full[rows]), "channels_last"
+        def predict_ab(l_small):
+            gray_small = model_outputs_to_rgb(l_small, ops.zeros(tuple(l_small.shape[:-1]) + (2,)), "channels_last")
+            gray_small = np.clip(ops.convert_to_numpy(gray_small), 0.0, 1.0)
+            generated = self.generate(
+                gray_small, prompt=prompt, steps=steps, guidance=guidance, image_guidance=image_guidance, seed=seed
             )
-            output[rows] = _to_uint8(rgb_rows)
-        return output
+            return rgb_to_model_inputs(ops.convert_to_tensor(generated), "channels_last")[1]
+
+        return colorize_at_full_resolution(_to_float_rgb(image), self._model_size(size), predict_ab)
