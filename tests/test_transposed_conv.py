@@ -9,6 +9,7 @@ from keras import layers
 from keras_colorize.layers import PhaseSplitConv2DTranspose
 from keras_colorize.layers.transposed_conv import phase_split_conv_transpose
 from tests.test_case import gradient, run_serialization_test, to_numpy
+from tests.test_fast_paths import weight_gradients
 
 CONFIGURATIONS = [
     dict(filters=6, kernel_size=4, strides=2, padding="same"),  # the phase split on JAX
@@ -38,6 +39,8 @@ def test_outputs_and_gradients_equal_conv2d_transpose(config):
     x = np.random.default_rng(1).normal(size=input_shape).astype("float32")
     np.testing.assert_allclose(to_numpy(fast(x)), to_numpy(native(x)), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(gradient(fast, x), gradient(native, x), rtol=1e-4, atol=1e-4)
+    for got, expected in zip(weight_gradients(fast, x), weight_gradients(native, x)):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
 
 
 def test_phase_split_equals_conv_transpose_in_kernel_and_inputs():

@@ -6,6 +6,7 @@ are stable for converters and optimizer routing.
 
 from keras import layers
 
+from keras_colorize.layers.fast_paths import FastBatchNormalization, FastConv2D
 from keras_colorize.layers.transposed_conv import PhaseSplitConv2DTranspose
 
 
@@ -25,11 +26,11 @@ def encoder_block(x, filters, strides, name, kernel_size=4, normalization=True, 
     Returns:
         The block's output tensor.
     """
-    x = layers.Conv2D(
+    x = FastConv2D(
         filters, kernel_size, strides=strides, padding="same", use_bias=use_bias, name=f"{name}_conv"
     )(x)
     if normalization:
-        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = FastBatchNormalization(name=f"{name}_bn")(x)
     return layers.LeakyReLU(negative_slope=0.2, name=f"{name}_act")(x)
 
 
@@ -54,7 +55,7 @@ def decoder_block(x, filters, name, kernel_size=4, dropout_rate=0.0, use_bias=Tr
     x = PhaseSplitConv2DTranspose(
         filters, kernel_size, strides=2, padding="same", use_bias=use_bias, name=f"{name}_deconv"
     )(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = FastBatchNormalization(name=f"{name}_bn")(x)
     if dropout_rate:
         x = layers.Dropout(dropout_rate, name=f"{name}_dropout")(x)
     return layers.ReLU(name=f"{name}_act")(x)

@@ -17,6 +17,7 @@ from keras_colorize.color import normalize_l, rgb_to_lightness
 from keras_colorize.colorizer import Colorizer, _to_float_rgb, ab_output, recombine
 from keras_colorize.data.boxes import DEFAULT_MAX_INSTANCES, DEFAULT_MIN_SCORE, DEFAULT_MIN_VARIANCE
 from keras_colorize.errors import UserInputError
+from keras_colorize.layers import FastConv2D
 from keras_colorize.models.fusion.placement import box_masks, place_in_boxes
 from keras_colorize.models.registry import register, register_model
 from keras_colorize.models.unet import UNet
@@ -51,9 +52,9 @@ class WeightMapNetwork(layers.Layer):
     def __init__(self, filters=16, **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
-        self.hidden_1 = layers.Conv2D(self.filters, 3, padding="same", activation="relu", name="hidden_1")
-        self.hidden_2 = layers.Conv2D(self.filters, 3, padding="same", activation="relu", name="hidden_2")
-        self.logit = layers.Conv2D(1, 3, padding="same", name="logit")
+        self.hidden_1 = FastConv2D(self.filters, 3, padding="same", activation="relu", name="hidden_1")
+        self.hidden_2 = FastConv2D(self.filters, 3, padding="same", activation="relu", name="hidden_2")
+        self.logit = FastConv2D(1, 3, padding="same", name="logit")
 
     def build(self, input_shape):
         hidden_shape = (*input_shape[:-1], self.filters)

@@ -10,6 +10,7 @@ import keras
 from keras import layers
 
 from keras_colorize.errors import UserInputError
+from keras_colorize.layers import FastBatchNormalization, FastConv2D
 from keras_colorize.models.registry import register_model
 
 NORMALIZATIONS = ("batch", None)
@@ -74,7 +75,7 @@ class PatchGANDiscriminator(keras.Model):
             block = f"block_{index + 1}"
             normalize = normalization == "batch" and index > 0
             x = layers.ZeroPadding2D(1, name=f"{block}_pad")(x)
-            x = layers.Conv2D(
+            x = FastConv2D(
                 block_filters,
                 kernel_size,
                 strides=2 if index < len(filters) - 1 else 1,
@@ -83,10 +84,10 @@ class PatchGANDiscriminator(keras.Model):
                 name=f"{block}_conv",
             )(x)
             if normalize:
-                x = layers.BatchNormalization(name=f"{block}_bn")(x)
+                x = FastBatchNormalization(name=f"{block}_bn")(x)
             x = layers.LeakyReLU(negative_slope=0.2, name=f"{block}_act")(x)
         x = layers.ZeroPadding2D(1, name="logits_pad")(x)
-        outputs = layers.Conv2D(1, kernel_size, padding="valid", dtype="float32", name="logits")(x)
+        outputs = FastConv2D(1, kernel_size, padding="valid", dtype="float32", name="logits")(x)
         super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
 
         # === Config ===

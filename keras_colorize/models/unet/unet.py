@@ -9,7 +9,7 @@ import keras
 from keras import layers
 
 from keras_colorize.errors import UserInputError
-from keras_colorize.layers import decoder_block, encoder_block
+from keras_colorize.layers import FastConv2D, decoder_block, encoder_block
 from keras_colorize.models.registry import register_model
 
 
@@ -82,7 +82,7 @@ class UNet(keras.Model):
             )
             if skip_connections:
                 x = layers.Concatenate(name=f"decoder_{index + 1}_skip")([x, skip])
-        outputs = layers.Conv2D(
+        outputs = FastConv2D(
             output_channels, kernel_size, padding="same", activation="tanh", dtype="float32", name="ab_output"
         )(x)
         super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
