@@ -10,6 +10,7 @@ from keras_colorize.colorizer import gray_baseline
 from keras_colorize.errors import UserInputError
 from keras_colorize.models import ChromaGANGenerator, PatchGANDiscriminator, UNetV1
 from keras_colorize.training import GANTrainer, SampleGrid, TerminateOnNonFinite, WGANGPTrainer
+from keras_colorize.training import gradients
 from keras_colorize.training.gradients import input_gradients, value_and_gradients
 from tests.test_case import gradient, run_serialization_test, to_numpy
 
@@ -236,6 +237,32 @@ def test_wgan_gp_trainer_updates_generator_every_n_critic_batches(photos_32):
     assert all(changed(generator_weights, trainer.generator.trainable_variables))
     assert_finite_logs(history, WGAN_LOGS)
     assert all(g > 0 for g in history.history["gp"])
+
+
+def test_wgan_gp_periodic_steps_equal_the_in_graph_condition(photos_32):
+    """On JAX, compiled `fit()` runs two compiled steps chosen per batch (no
+    `lax.cond`); with two steps per execution (or eagerly on PyTorch, which runs
+    one step per execution) the generator update is the in-graph condition. Both
+    give the same weights and logs."""
+    control = {"run_eagerly": True} if keras.backend.backend() == "torch" else {"steps_per_execution": 3}
+    results = []
+    for options in ({}, control):
+        keras.utils.set_random_seed(3)
+        trainer = WGANGPTrainer(tiny_unet(), tiny_patchgan(normalization=None), n_critic=2, seed=0)
+        # SGD: weight changes proportional to the gradients (Adam would amplify rounding near zero).
+        trainer.compile(
+            generator_optimizer=keras.optimizers.SGD(0.05), discriminator_optimizer=keras.optimizers.SGD(0.05), **options
+        )
+        history = trainer.fit(photos_32[:3], batch_size=1, epochs=1, verbose=0, shuffle=False)
+        assert int(trainer.generator_optimizer.iterations) == 1  # batch 2 of 3
+        periodic = gradients.periodic_train_function(trainer, trainer.n_critic)
+        assert (periodic is not None) == (keras.backend.backend() == "jax" and not options)
+        results.append((snapshot(trainer.generator.trainable_variables + trainer.critic.trainable_variables), history.history))
+    (weights_a, history_a), (weights_b, history_b) = results
+    for a, b in zip(weights_a, weights_b):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    for name in history_a:
+        np.testing.assert_allclose(history_a[name], history_b[name], rtol=1e-4, atol=1e-5)
 
 
 def test_wgan_gp_trainer_teacher_kl_without_labels_and_clipping(photos_32):

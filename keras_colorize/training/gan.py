@@ -769,6 +769,7 @@ class WGANGPTrainer(AdversarialTrainer):
         self.clip_value = None if clip_value is None else float(clip_value)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="interpolation_seed")
+        self.periodic_turn = None  # set while tracing one of the two JAX steps (gradients.periodic_train_function)
         self._setup(
             generator,
             critic,
@@ -844,10 +845,13 @@ class WGANGPTrainer(AdversarialTrainer):
 
         names = ["g_total", "g_adv", "g_rec"] + (["g_perceptual"] if self.perceptual is not None else [])
         names += ["g_class", "class_accuracy"] if self.uses_class_branch else []
-        if self.n_critic == 1:  # a generator step on every batch: no condition
+        if self.n_critic == 1 or self.periodic_turn is True:  # a generator step on this batch: no condition
             terms = self.update_generator(l_norm, ab_real, targets, wasserstein_generator_loss)
             terms = {name: ops.cast(terms[name], "float32") for name in names}
             is_generator_step = ops.ones((), "bool")
+        elif self.periodic_turn is False:  # the critic-only step compiled on JAX
+            terms = {name: ops.zeros((), "float32") for name in names}
+            is_generator_step = ops.zeros((), "bool")
         else:
             if gradients.replicas_in_sync() > 1:
                 raise UserInputError(
@@ -868,6 +872,20 @@ class WGANGPTrainer(AdversarialTrainer):
         self._trackers["gp"].update_state(gp)
         for name in names[1:]:
             self._trackers[name].update_state(terms[name], sample_weight=weight)
+
+    def make_train_function(self, force=False):
+        """Keras's train function; on JAX with `n_critic > 1`, two compiled steps chosen per batch.
+
+        See `gradients.periodic_train_function`: the generator update is not a
+        `lax.cond` branch, which XLA:CPU computes slowly.
+        """
+        if self.train_function is not None and not force:
+            return
+        periodic = gradients.periodic_train_function(self, self.n_critic) if self.n_critic > 1 else None
+        if periodic is None:
+            super().make_train_function(force=force)
+        else:
+            self.train_function = periodic
 
     def get_config(self):
         config = self._base_config()
