@@ -692,9 +692,11 @@ class WGANGPTrainer(AdversarialTrainer):
     `trainer.optimizer.iterations`), minimising `-lambda_adv * mean(C(L, G(L))) +
     lambda_rec * reconstruction + lambda_perceptual * LPIPS + lambda_class * class
     loss`. The choice is a
-    conditional inside the compiled step (`gradients.cond_update`), so the
-    generator optimizer's iteration count, its learning-rate schedule and the
-    generator's weights advance only on generator steps.
+    conditional inside the compiled step (`gradients.cond_update`); on JAX, `fit()`
+    instead compiles two steps and picks one per batch
+    (`gradients.periodic_train_function`). Either way the generator optimizer's
+    iteration count, its learning-rate schedule and the generator's weights advance
+    only on generator steps.
 
     Logs: `loss` (critic total loss, plus the generator's total loss on generator
     batches), `critic_loss` (Wasserstein part), `gp`, and averaged over generator
