@@ -241,7 +241,7 @@ def test_wgan_gp_trainer_updates_generator_every_n_critic_batches(photos_32):
 
 def test_wgan_gp_periodic_steps_equal_the_in_graph_condition(photos_32):
     """On JAX, compiled `fit()` runs two compiled steps chosen per batch (no
-    `lax.cond`); with two steps per execution (or eagerly on PyTorch, which runs
+    `lax.cond`); with three steps per execution (or eagerly on PyTorch, which runs
     one step per execution) the generator update is the in-graph condition. Both
     give the same weights and logs."""
     control = {"run_eagerly": True} if keras.backend.backend() == "torch" else {"steps_per_execution": 3}

@@ -9,8 +9,8 @@ channels-last memory format, so these layers hand it to PyTorch's fused kernels 
 view: `FastConv2D` calls `torch.nn.functional.conv2d` with the kernel rearranged by
 one 2-D transpose, `FastBatchNormalization` calls `torch.nn.functional.batch_norm`.
 Measured on a 2-core CPU (UNetV1 + PatchGAN, see docs/benchmarks.md), this takes the
-PyTorch backend's training step from about 0.6x to above 0.8x of plain PyTorch's, and
-inference from 0.66x to above 1x.
+PyTorch backend's training step from about 0.6x to 0.8x of plain PyTorch's, and the
+generator's inference from 0.66x to 1.4x.
 
 On JAX, `FastConv2D` computes "valid" convolutions (the PatchGAN's, which pad with a
 layer of their own) as a matrix product over the extracted patches (im2col): the
