@@ -8,12 +8,12 @@ import pytest
 from keras import layers, ops
 
 from keras_colorize.layers import FastBatchNormalization, FastConv2D
-from keras_colorize.layers.fast_paths import im2col_conv, same_padding
+from keras_colorize.layers.fast_paths import im2col_conv, im2col_kernel_gradient, same_padding, with_gradients
 from keras_colorize.training.gradients import input_gradients, value_and_gradients
 from tests.test_case import gradient, run_serialization_test, to_numpy
 
 CONV_CONFIGURATIONS = [
-    dict(filters=5, kernel_size=4, strides=2, padding="same"),  # asymmetric padding on odd sizes
+    dict(filters=5, kernel_size=4, strides=2, padding="same"),  # with_gradients on JAX; asymmetric padding on odd sizes
     dict(filters=5, kernel_size=4, strides=1, padding="same", use_bias=False),
     dict(filters=5, kernel_size=3, strides=1, padding="same", activation="relu"),
     dict(filters=5, kernel_size=4, strides=2, padding="valid"),  # im2col on JAX
@@ -57,6 +57,22 @@ def test_conv_outputs_and_gradients_equal_conv2d(config, input_shape):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize(
+    "input_shape", [(2, 18, 20, 3), (2, 17, 19, 3), (2, 8, 10, 3)], ids=("even-adjoint", "odd-im2col-adjoint", "few-outputs")
+)
+def test_strided_same_conv_paths_equal_conv2d(input_shape):
+    """On JAX (CPU): XLA's forward with the transposed convolution (even sizes) or the im2col
+    form (odd sizes) as input gradient, or im2col throughout at few output positions."""
+    fast, native = conv_pair(dict(filters=5, kernel_size=4, strides=2, padding="same"), input_shape)
+    x = np.random.default_rng(7).normal(size=input_shape).astype("float32")
+    np.testing.assert_allclose(to_numpy(fast(x)), to_numpy(native(x)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gradient(lambda v: fast(v) ** 2, x), gradient(lambda v: native(v) ** 2, x), rtol=1e-4, atol=1e-4)
+    for got, expected in zip(weight_gradients(fast, x), weight_gradients(native, x)):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+    expected = gradient_penalty_kernel_gradient(native, x)
+    np.testing.assert_allclose(gradient_penalty_kernel_gradient(fast, x), expected, rtol=1e-4, atol=1e-4)
+
+
 def gradient_penalty_kernel_gradient(layer, x):
     """d/d kernel of mean((|d sum(layer(x)) / dx| - 1)^2): the WGAN-GP penalty's second order."""
 
@@ -69,14 +85,27 @@ def gradient_penalty_kernel_gradient(layer, x):
     return to_numpy(grads[0])
 
 
-@pytest.mark.parametrize("strides", [1, 2])
-def test_valid_conv_second_order_gradient_equals_conv2d(strides):
-    config = dict(filters=4, kernel_size=4, strides=strides, padding="valid")
-    fast, native = conv_pair(config, (2, 8, 8, 3))
-    x = np.random.default_rng(2).normal(size=(2, 8, 8, 3)).astype("float32")
+@pytest.mark.parametrize("strides,padding", [(1, "valid"), (2, "valid"), (2, "same")])
+@pytest.mark.parametrize("size", [8, 7], ids=("even", "odd"))
+def test_conv_second_order_gradient_equals_conv2d(strides, padding, size):
+    config = dict(filters=4, kernel_size=4, strides=strides, padding=padding)
+    fast, native = conv_pair(config, (2, size, size, 3))
+    x = np.random.default_rng(2).normal(size=(2, size, size, 3)).astype("float32")
     expected = gradient_penalty_kernel_gradient(native, x)
     assert np.abs(expected).max() > 1e-3
     np.testing.assert_allclose(gradient_penalty_kernel_gradient(fast, x), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="with_gradients is a JAX custom VJP (the JAX path of FastConv2D and PhaseSplitConv2DTranspose)")
+def test_with_gradients_computes_the_forward_and_the_given_gradients():
+    import jax
+    import jax.numpy as jnp
+
+    function = with_gradients(lambda x, k: x * k, lambda g, x, k: 3.0 * g * k**2, lambda g, x, k: 6.0 * g * x * k)
+    x, k = jnp.asarray(2.0), jnp.asarray(5.0)
+    assert float(function(x, k)) == 10.0
+    assert [float(g) for g in jax.grad(function, (0, 1))(x, k)] == [75.0, 60.0]
+    assert float(jax.grad(jax.grad(function, 0), 1)(x, k)) == 30.0  # second order, of the given gradient
 
 
 @pytest.mark.parametrize("strides", [(1, 1), (2, 2), (2, 1)])
@@ -88,6 +117,22 @@ def test_im2col_equals_conv_on_every_backend(strides):
     got = to_numpy(im2col_conv(ops.convert_to_tensor(x), ops.convert_to_tensor(kernel), strides))
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("strides", [(1, 1), (2, 2), (2, 1)])
+def test_im2col_kernel_gradient_equals_the_convolutions(strides):
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(2, 7, 8, 3)).astype("float32")
+    kernel = rng.normal(size=(4, 3, 3, 5)).astype("float32")
+    x, output_gradient = ops.convert_to_tensor(x), ops.convert_to_tensor(rng.normal(size=(2, 4, 6, 5)).astype("float32")[:, :: strides[0], :: strides[1]])
+    variable = keras.Variable(kernel)
+
+    def inner_product():
+        return ops.sum(ops.conv(x, variable.value, strides=strides, padding="valid") * output_gradient), None
+
+    (_, _), (expected,) = value_and_gradients(inner_product, [variable])
+    got = im2col_kernel_gradient(x, output_gradient, kernel.shape, strides)
+    np.testing.assert_allclose(to_numpy(got), to_numpy(expected), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("size,kernel_size,stride,expected", [(8, 4, 2, (1, 1)), (7, 4, 2, (1, 2)), (9, 3, 1, (1, 1)), (5, 1, 1, (0, 0))])

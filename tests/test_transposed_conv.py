@@ -7,7 +7,7 @@ import pytest
 from keras import layers
 
 from keras_colorize.layers import PhaseSplitConv2DTranspose
-from keras_colorize.layers.transposed_conv import phase_split_conv_transpose
+from keras_colorize.layers.fast_paths import phase_split_conv_transpose
 from tests.test_case import gradient, run_serialization_test, to_numpy
 from tests.test_fast_paths import weight_gradients
 
