@@ -10,6 +10,7 @@ from keras_colorize.color import model_outputs_to_rgb, normalize_l, rgb_to_light
 from keras_colorize.errors import UserInputError
 from keras_colorize.losses import get_reconstruction_loss
 from keras_colorize.serialization import register
+from keras_colorize.training.optimizers import get_optimizer
 
 # Rows converted at a time when recombining a full-resolution photo (bounds memory).
 RECOMBINE_ROWS = 512
@@ -181,7 +182,8 @@ class Colorizer(keras.Model):
         """Configure training.
 
         Args:
-            optimizer: str or keras.optimizers.Optimizer. Defaults to "adam".
+            optimizer: str, config dict or keras.optimizers.Optimizer; "adam" is
+                `keras_colorize.training.optimizers.Adam`. Defaults to "adam".
             loss: "l1", "l2", "huber", a Keras loss name or object, on model-space
                 ab. Defaults to "l2".
             metrics: list of metrics on sRGB images in [0, 1]. Defaults to
@@ -192,7 +194,7 @@ class Colorizer(keras.Model):
             from keras_colorize.metrics import default_metrics
 
             metrics = default_metrics()
-        super().compile(optimizer=optimizer, loss=get_reconstruction_loss(loss), metrics=metrics, **kwargs)
+        super().compile(optimizer=get_optimizer(optimizer), loss=get_reconstruction_loss(loss), metrics=metrics, **kwargs)
 
     def compile_from_config(self, config):
         """Restore `compile()` (optimizer state included) when a `.keras` file loads."""

@@ -114,6 +114,8 @@ def build_optimizer(recipe, section="optimizer", decay_steps=None):
     """
     import keras
 
+    from keras_colorize.training.optimizers import get_optimizer
+
     recipe = _as_recipe(recipe)
     if section not in recipe:
         section = "optimizer"
@@ -133,7 +135,7 @@ def build_optimizer(recipe, section="optimizer", decay_steps=None):
             initial, decay_steps=int(decay_steps), alpha=final / initial
         )
     try:
-        return keras.optimizers.get({"class_name": values["name"], "config": kwargs})
+        return get_optimizer({"class_name": values["name"], "config": kwargs})
     except (ValueError, TypeError) as error:
         raise recipe.error(section, f"cannot build {values['name']}: {_first_line(error)}") from None
 

@@ -27,6 +27,7 @@ from keras_colorize.errors import UserInputError
 from keras_colorize.losses import get_reconstruction_loss
 from keras_colorize.models.registry import register
 from keras_colorize.training import gradients
+from keras_colorize.training.optimizers import Adam, get_optimizer
 
 CLASS_TARGETS = ("labels", "teacher")
 
@@ -38,13 +39,13 @@ LOSS_SCALE_GROWTH_STEPS = 2000
 
 def default_optimizer():
     """Adam with learning rate 2e-4 and beta_1 = 0.5, the pix2pix setting."""
-    return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5)
+    return Adam(learning_rate=2e-4, beta_1=0.5)
 
 
 def _get_optimizer(optimizer):
     if optimizer is None:
         return default_optimizer()
-    return keras.optimizers.get(optimizer)
+    return get_optimizer(optimizer)
 
 
 def _split_outputs(outputs):
