@@ -9,8 +9,8 @@ per output phase (even/odd row, even/odd column), each with a 2x2 slice of the k
 forward and, on CPU devices, takes its input gradient from XLA's stride-2
 convolution (the transposed convolution's adjoint) and its kernel gradient as a
 matrix product over patches (`im2col_kernel_gradient`). Measured on a 2-core CPU at
-batch 8, forward and backward: 32x32x256 to 64x64x64 in 0.09 s, 64x64x128 to
-128x128x64 in 0.30 s (with XLA's gradients of the split: 0.21 s and 0.43 s;
+batch 8, forward and backward: 32x32x256 to 64x64x64 in 0.10 s, 64x64x128 to
+128x128x64 in 0.33 s (with XLA's gradients of the split: 0.21 s and 0.43 s;
 `conv_transpose`: about 20 s). TensorFlow's and PyTorch's native transposed
 convolutions are faster than the split, so they keep them. On PyTorch the layer calls
 `torch.nn.functional.conv_transpose2d` on the channels-last view of its input, without
