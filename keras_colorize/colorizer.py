@@ -16,13 +16,19 @@ from keras_colorize.training.optimizers import get_optimizer
 RECOMBINE_ROWS = 512
 
 
+def _image_array(image):
+    """An image as a NumPy array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)."""
+    array = np.asarray(image)
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (1, 3, 4)):
+        raise UserInputError(f"expected an image of shape (H, W), (H, W, 1) or (H, W, 3), got {array.shape}")
+    return array
+
+
 def _to_float_rgb(image):
     """An image as float32 sRGB in [0, 1], shape (H, W, 3); gray is replicated."""
-    array = np.asarray(image)
+    array = _image_array(image)
     if array.ndim == 2:
         array = array[..., None]
-    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
-        raise UserInputError(f"expected an image of shape (H, W), (H, W, 1) or (H, W, 3), got {array.shape}")
     array = array[..., :3]
     if array.dtype == np.uint8:
         array = array.astype("float32") / 255.0
@@ -73,15 +79,17 @@ def gray_baseline(images):
     return ops.convert_to_numpy(model_outputs_to_rgb(l_norm, ab, "channels_last"))
 
 
-def colorize_at_full_resolution(rgb, model_size, predict_ab):
+def colorize_at_full_resolution(image, model_size, predict_ab):
     """Colorize one photo at full resolution with an ab predictor that runs at the model size.
 
-    The photo's L* (computed in strips of `RECOMBINE_ROWS` rows, so memory stays bounded) is
-    resized to `model_size`; the predicted ab is upsampled to the photo's size and recombined
-    with the original full-resolution L*, so the result keeps every detail of the photo.
+    The photo's L* (computed in strips of `RECOMBINE_ROWS` rows from the photo as it
+    is given, so memory stays bounded: no full-size float copy) is resized to
+    `model_size`; the predicted ab is upsampled to the photo's size and recombined with
+    the original full-resolution L*, so the result keeps every detail of the photo.
 
     Args:
-        rgb: NumPy sRGB in [0, 1], float32, shape (H, W, 3).
+        image: NumPy uint8 (0-255), uint16 or float (0-1) sRGB of shape (H, W, 3) or
+            (H, W, 4) (alpha ignored), or gray of shape (H, W) or (H, W, 1).
         model_size: (int, int). Height and width the predictor takes.
         predict_ab: callable. Maps model-space L in [-1, 1], shape
             (1, model_size[0], model_size[1], 1), to model-space ab in [-1, 1], shape
@@ -89,16 +97,23 @@ def colorize_at_full_resolution(rgb, model_size, predict_ab):
 
     Returns:
         NumPy uint8 sRGB, shape (H, W, 3).
+
+    Raises:
+        UserInputError: when the image's shape is not one of the above.
     """
-    height, width = rgb.shape[:2]
+    image = _image_array(image)
+    height, width = image.shape[:2]
     lightness = np.concatenate(
         [
-            ops.convert_to_numpy(rgb_to_lightness(ops.convert_to_tensor(rgb[top : top + RECOMBINE_ROWS]), "channels_last"))
+            ops.convert_to_numpy(
+                rgb_to_lightness(ops.convert_to_tensor(_to_float_rgb(image[top : top + RECOMBINE_ROWS])), "channels_last")
+            )
             for top in range(0, height, RECOMBINE_ROWS)
         ]
     )
-    l_small = ops.image.resize(
-        ops.convert_to_tensor(normalize_l(lightness)[None]), tuple(model_size), antialias=True, data_format="channels_last"
+    # Resizing commutes with the affine normalisation: normalising the small L* saves a full-size copy.
+    l_small = normalize_l(
+        ops.image.resize(ops.convert_to_tensor(lightness[None]), tuple(model_size), antialias=True, data_format="channels_last")
     )
     ab_small = predict_ab(l_small)
     ab_full = ops.convert_to_numpy(
@@ -248,12 +263,12 @@ class Colorizer(keras.Model):
         def predict_ab(l_small):
             return ab_output(self.generator.predict_on_batch(l_small))
 
-        return self._colorize_rgb(_to_float_rgb(image), predict_ab)
+        return self._colorize_rgb(image, predict_ab)
 
-    def _colorize_rgb(self, rgb, predict_ab):
-        """Colorize one photo (sRGB in [0, 1], (H, W, 3)) at full resolution with `predict_ab`
-        at `image_size` (see `colorize_at_full_resolution`)."""
-        return colorize_at_full_resolution(rgb, self.image_size, predict_ab)
+    def _colorize_rgb(self, image, predict_ab):
+        """Colorize one photo (any form `colorize` takes) at full resolution with
+        `predict_ab` at `image_size` (see `colorize_at_full_resolution`)."""
+        return colorize_at_full_resolution(image, self.image_size, predict_ab)
 
     def get_config(self):
         return {

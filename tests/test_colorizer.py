@@ -80,6 +80,22 @@ def test_colorize_any_size_keeps_full_resolution_lightness(photo_paths):
     np.testing.assert_array_equal(colorizer.colorize(gray), colorizer.colorize(gray[..., None]))
 
 
+def test_colorize_converts_in_strips_from_any_input_form(photo_paths, monkeypatch):
+    """Strips of rows (uint8 converted per strip) give the photo converted whole; float and
+    uint8 inputs agree."""
+    from PIL import Image
+
+    import keras_colorize.colorizer as colorizer_module
+
+    photo = np.asarray(Image.open(photo_paths[2]).convert("RGB").resize((300, 250)))
+    colorizer = tiny_colorizer()
+    whole = colorizer.colorize(photo)
+    monkeypatch.setattr(colorizer_module, "RECOMBINE_ROWS", 64)  # 4 strips, the last one short
+    np.testing.assert_array_equal(colorizer.colorize(photo), whole)
+    from_float = colorizer.colorize(photo.astype("float32") / 255.0)
+    assert np.abs(from_float.astype(int) - whole.astype(int)).max() <= 1
+
+
 def test_colorize_at_model_size_is_the_model_prediction(photos_64):
     colorizer = tiny_colorizer()
     colorizer.compile(optimizer=keras.optimizers.Adam(1e-2), loss="l1", metrics=[])

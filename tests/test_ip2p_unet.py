@@ -403,7 +403,8 @@ def test_remat_gives_identical_outputs_and_gradients(tiny_unet):
     inputs = _inputs()
     plain_output, plain_grads = _loss_and_gradients(tiny_unet, inputs)
     remat_output, remat_grads = _loss_and_gradients(remat, inputs)
-    np.testing.assert_allclose(remat_output, plain_output, atol=1e-6)
+    # Float32 rounding only: the compiler may order the two programs' operations differently.
+    np.testing.assert_allclose(remat_output, plain_output, rtol=1e-5, atol=5e-6)
     assert len(remat_grads) == len(plain_grads) == len(tiny_unet.weights)
     for plain, rematerialised, variable in zip(plain_grads, remat_grads, tiny_unet.weights):
         np.testing.assert_allclose(rematerialised, plain, rtol=1e-4, atol=1e-7, err_msg=variable.path)

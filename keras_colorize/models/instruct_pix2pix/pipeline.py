@@ -22,7 +22,7 @@ import numpy as np
 from keras import ops
 
 from keras_colorize.color import model_outputs_to_rgb, rgb_to_model_inputs
-from keras_colorize.colorizer import _to_float_rgb, colorize_at_full_resolution
+from keras_colorize.colorizer import colorize_at_full_resolution
 from keras_colorize.errors import UserInputError
 from keras_colorize.models.instruct_pix2pix.constants import (
     IMAGE_GUIDANCE,
@@ -343,4 +343,4 @@ class InstructPix2PixPipeline:
             )
             return rgb_to_model_inputs(ops.convert_to_tensor(generated), "channels_last")[1]
 
-        return colorize_at_full_resolution(_to_float_rgb(image), self._model_size(size), predict_ab)
+        return colorize_at_full_resolution(image, self._model_size(size), predict_ab)
