@@ -2,14 +2,19 @@
 
 Checkpoints, run state, reports and converted weights are written to a temporary file in
 the target's folder, then moved over the target with `os.replace`. The new file gets the
-permissions an ordinary `open()` would give it (0666 less the umask).
+permissions an ordinary `open()` would give it (0666 less the umask). Exports and
+presets (files or folders) are written inside a temporary sibling folder and renamed
+into place (`atomic_output`).
 """
 
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
+
+from keras_colorize.errors import UserInputError
 
 
 def _current_umask():
@@ -57,3 +62,50 @@ def write_json_atomic(path, data):
     """
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def check_output(path, overwrite):
+    """Refuse an existing output unless `overwrite`.
+
+    Raises:
+        UserInputError: `path` exists and `overwrite` is False.
+    """
+    path = Path(path)
+    if not overwrite and (path.exists() or path.is_symlink()):
+        raise UserInputError(f"{path}: already exists; pass --force (overwrite=True) to replace it")
+
+
+@contextlib.contextmanager
+def atomic_output(path, overwrite=False):
+    """Write a file or folder next to `path`, then move it into place.
+
+    Yields the path to write (inside a temporary sibling folder, same name). When
+    the block succeeds it replaces `path` (an existing `path` only with
+    `overwrite`); when it fails nothing is left behind and `path` is untouched.
+
+    Args:
+        path: str or Path. The file or folder to create.
+        overwrite: bool. Replace an existing `path`. Defaults to False.
+    """
+    path = Path(path)
+    check_output(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial"))
+    target = staging / path.name
+    try:
+        yield target
+        if not target.exists():
+            raise RuntimeError(f"{path}: nothing was written")
+        check_output(path, overwrite)
+        if path.exists() or path.is_symlink():
+            previous = staging / ".previous"
+            os.rename(path, previous)
+            try:
+                os.rename(target, path)
+            except BaseException:
+                os.rename(previous, path)
+                raise
+        else:
+            os.rename(target, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -259,17 +259,29 @@ def fit(recipe, overrides, resume, run_dir, stage, distribution, mixed_precision
 # ----------------------------------------------------------------------------- evaluate
 
 
-def _run_recipe_for(checkpoint):
-    """The `recipe.yaml` of the run a checkpoint belongs to (run/checkpoints/x.keras), or None."""
-    from keras_colorize.recipes import RecipeError, load_recipe
+def check_model_argument(path):
+    """A one-line error unless `path` is a checkpoint file or a preset (built-in name or folder)."""
+    from keras_colorize.presets import is_preset
 
-    candidate = Path(checkpoint).resolve().parent.parent / "recipe.yaml"
-    if not candidate.is_file():
-        return None
-    try:
-        return load_recipe(str(candidate), check_classes=False)
-    except RecipeError:
-        return None
+    if not (Path(path).is_file() or is_preset(path)):
+        raise UserInputError(f"{path}: checkpoint not found (nor a preset: keras-colorize models lists the built-in ones)")
+
+
+def _evaluation_source(data, run_recipe, checkpoint):
+    """The photos `evaluate --data` names: a folder, the sample photos, or the run's held-out files."""
+    from keras_colorize.data import holdout_files, sample_photo_paths
+
+    if data == "samples":
+        return sample_photo_paths()
+    if data != "holdout":
+        return data
+    fraction = run_recipe.get_path("data.holdout_fraction", 0.0) if run_recipe is not None else 0.0
+    if not fraction:
+        raise UserInputError(
+            f"--data holdout: {checkpoint} has no recipe with data.holdout_fraction (a run directory's "
+            f"recipe.yaml or a preset's metadata); give a folder instead"
+        )
+    return holdout_files(run_recipe.get_path("data.train"), fraction, seed=run_recipe.get_path("train.seed", 0))
 
 
 def _refuse_existing(paths, overwrite):
@@ -285,7 +297,8 @@ def _refuse_existing(paths, overwrite):
 @click.option(
     "--data",
     default=None,
-    help="Folder of colour photos, or 'samples' (default: evaluate.data of the first run's recipe).",
+    help="Folder of colour photos, 'samples' (the built-in sample photos), or 'holdout' (the photos the first "
+    "model's recipe set aside with data.holdout_fraction); default: evaluate.data of the first run's recipe.",
 )
 @click.option(
     "--size", type=click.IntRange(min=8), default=None, help="Crop size (default: the first model's size)."
@@ -345,15 +358,14 @@ def evaluate(
     """
     select_backend(backend)
     for checkpoint in checkpoints:
-        if not checkpoint.is_file():
-            raise UserInputError(f"{checkpoint}: checkpoint not found")
+        check_model_argument(checkpoint)
     if lpips_weights is not None and not lpips_weights.is_file():
         raise UserInputError(f"--lpips-weights {lpips_weights}: file not found")
     if fid_weights is not None and not fid_weights.is_file():
         raise UserInputError(f"--fid-weights {fid_weights}: file not found")
     import_keras_quietly()
     from keras_colorize.colorizer import load_colorizer
-    from keras_colorize.data import ImageFolder, sample_photo_paths
+    from keras_colorize.data import ImageFolder
     from keras_colorize.evaluation import (
         MetricPlan,
         checkpoint_labels,
@@ -365,13 +377,15 @@ def evaluate(
         report_paths,
         write_evaluation_report,
     )
+    from keras_colorize.recipes import recipe_of_checkpoint
 
     requested = parse_metric_names(metric_names)
     paths = report_paths(output)
     _refuse_existing(paths.values(), overwrite)
-    run_recipe = _run_recipe_for(checkpoints[0])
+    run_recipe = recipe_of_checkpoint(checkpoints[0])
     if data is None and run_recipe is not None:
         data = run_recipe.get_path("evaluate.data")
+    source = _evaluation_source(data, run_recipe, checkpoints[0])
     if data is None:
         raise UserInputError("--data is required (no evaluate.data in the run's recipe.yaml)")
     if batch_size is None:
@@ -384,7 +398,6 @@ def evaluate(
         model_run_size(colorizer, size, label)
     # Bad metric options fail before the data set is scanned; the plan proper needs its size.
     MetricPlan(requested, None, image_size=size, lpips_weights=lpips_weights, fid_weights=fid_weights)
-    source = sample_photo_paths() if data == "samples" else data
     dataset = ImageFolder(
         source, image_size=size, batch_size=batch_size, training=False, drop_grayscale=True, name="evaluation"
     )
@@ -465,7 +478,7 @@ def plan_colorize(inputs, output):
 _DIFFUSION_OPTIONS = ("prompt", "guidance", "image_guidance", "steps", "seed", "sampler", "size")
 
 
-@cli.command(short_help="Colorize photos of any size with a checkpoint or an InstructPix2Pix preset.")
+@cli.command(short_help="Colorize photos of any size: the built-in model, a checkpoint or a preset.")
 @click.argument("paths", nargs=-1, metavar="[CHECKPOINT] INPUT...", type=click.Path(path_type=Path))
 @click.option(
     "-o",
@@ -494,7 +507,8 @@ _DIFFUSION_OPTIONS = ("prompt", "guidance", "image_guidance", "steps", "seed", "
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     metavar="PRESET",
-    help="Colorize with an InstructPix2Pix preset folder (keras-colorize convert) instead of CHECKPOINT.",
+    help="Colorize with a preset instead of CHECKPOINT: a colorizer preset (built-in name or folder) or an "
+    "InstructPix2Pix preset folder (keras-colorize convert).",
 )
 @click.option("--prompt", default=None, help='--model: the instruction (default: "colorize the image").')
 @click.option(
@@ -525,7 +539,13 @@ _DIFFUSION_OPTIONS = ("prompt", "guidance", "image_guidance", "steps", "seed", "
 )
 @_backend_option
 def colorize(paths, output, overwrite, saved_model, boxes, preset, backend, **sampling):
-    """Colorize photos of any size with CHECKPOINT (a .keras Colorizer or GAN/WGAN-GP trainer) or a --model PRESET.
+    """Colorize photos of any size with the built-in model, CHECKPOINT or a --model PRESET.
+
+    Without CHECKPOINT (when the first argument is neither a .keras file nor a
+    preset), the built-in colorizer (backbone_unet_vgg16, a U-Net on an ImageNet
+    VGG16, see `keras-colorize models`) colorizes. CHECKPOINT is a .keras Colorizer,
+    a GAN/WGAN-GP trainer, or a colorizer preset (a built-in name or a folder
+    written by `keras-colorize export --format preset`).
 
     An instance-aware checkpoint (the fusion stage's) colorizes each photo with its
     instance boxes from --boxes (matched by path relative to an input folder, else by
@@ -534,7 +554,8 @@ def colorize(paths, output, overwrite, saved_model, boxes, preset, backend, **sa
     With --saved-model DIR, CHECKPOINT is left out: the exported SavedModel colorizes
     (through TensorFlow), so a deployment can be checked with the same command.
 
-    With --model PRESET, CHECKPOINT is left out too: an InstructPix2Pix preset (see
+    With --model PRESET, CHECKPOINT is left out too: a colorizer preset works as
+    CHECKPOINT does; an InstructPix2Pix preset (see
     `keras-colorize convert`) colorizes each photo by diffusion sampling at --size,
     conditioned on the gray photo and --prompt; its colours are recombined with the
     photo's full-resolution lightness. --prompt, --guidance, --image-guidance,
@@ -547,14 +568,19 @@ def colorize(paths, output, overwrite, saved_model, boxes, preset, backend, **sa
 
     \b
     Examples:
+      keras-colorize colorize old_photos/ -o colorized/
       keras-colorize colorize runs/quickstart/checkpoints/best.keras old_photos/ -o colorized/
       keras-colorize colorize --saved-model exported/quickstart old_photos/ -o colorized/
       keras-colorize colorize runs/instance_fusion/fusion/checkpoints/best.keras old_photos/ \\
           --boxes old_photos_boxes.json -o colorized/
       keras-colorize colorize --model presets/ip2p old_photos/ -o colorized/ --steps 20 --seed 0
     """
+    from keras_colorize.presets import DEFAULT_PRESET, is_preset
+
     select_backend(backend)
     given = [f"--{name.replace('_', '-')}" for name in _DIFFUSION_OPTIONS if sampling[name] is not None]
+    if preset is not None and is_preset(preset):
+        paths, preset = (preset, *paths), None  # a colorizer preset, taken as CHECKPOINT
     if preset is not None:
         if saved_model is not None:
             raise UserInputError("--model and --saved-model cannot be combined (choose one model)")
@@ -570,15 +596,16 @@ def colorize(paths, output, overwrite, saved_model, boxes, preset, backend, **sa
         if given:
             raise UserInputError(f"{given[0]} applies to --model (an InstructPix2Pix preset) only")
         if not paths:
-            what = "INPUTS" if saved_model is not None else "CHECKPOINT and INPUTS"
-            raise UserInputError(f"no {what} given")
-        checkpoint, inputs = paths[0], paths[1:]
+            raise UserInputError("no INPUTS given (photos or folders to colorize)")
         if saved_model is not None:
-            inputs = paths  # no CHECKPOINT: every argument is an input
-        elif not inputs:
-            raise UserInputError("no INPUTS given (photos or folders to colorize after CHECKPOINT)")
-        elif not checkpoint.is_file():
-            raise UserInputError(f"{checkpoint}: checkpoint not found")
+            checkpoint, inputs = None, paths  # every argument is an input
+        elif paths[0].suffix == ".keras" or is_preset(paths[0]):
+            checkpoint, inputs = paths[0], paths[1:]
+            if not inputs:
+                raise UserInputError("no INPUTS given (photos or folders to colorize after CHECKPOINT)")
+            check_model_argument(checkpoint)
+        else:
+            checkpoint, inputs = DEFAULT_PRESET, paths  # the built-in colorizer
     import_keras_quietly()
     import keras
     from PIL import Image
@@ -778,7 +805,7 @@ def _summary_line(cls):
 @cli.command(short_help="List the model zoo with parameter counts.")
 @_backend_option
 def models(backend):
-    """List the model zoo: name, role (generator or critic), parameters at the default configuration, description."""
+    """List the model zoo (name, role, parameters at the default configuration, description) and the built-in presets."""
     select_backend(backend)
     import_keras_quietly()
     import keras
@@ -799,6 +826,13 @@ def models(backend):
     click.echo(f"{'name'.ljust(name_width)}  {'role':9}  {'parameters'.rjust(param_width)}  description")
     for name, role, params, description in rows:
         click.echo(f"{name.ljust(name_width)}  {role:9}  {params.rjust(param_width)}  {description}")
+    from keras_colorize.presets import DEFAULT_PRESET, list_presets, read_preset, resolve_preset
+
+    click.echo("\nbuilt-in presets (use the name wherever a checkpoint is taken):")
+    for name in list_presets():
+        metadata = read_preset(resolve_preset(name))[1]
+        default = " (the default of colorize)" if name == DEFAULT_PRESET else ""
+        click.echo(f"  {name}{default}: {metadata.get('description', '')}")
 
 
 @cli.command(short_help="List the built-in recipes.")

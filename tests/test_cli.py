@@ -105,10 +105,10 @@ def test_fit_writes_the_run_directory(trained):
     assert environment["backend"] == keras.backend.backend()
     assert environment["keras"] == keras.__version__
     state = json.loads((run_dir / "state.json").read_text())
-    assert state["epoch"] == 2 and state["monitor"] == "val_loss"
+    assert state["epoch"] == 2 and state["monitor"] == "val_lpips"  # not a loss that rewards gray
     with open(run_dir / "history.csv", newline="") as handle:
-        val_losses = [float(row["val_loss"]) for row in csv.DictReader(handle)]
-    assert state["best"] == pytest.approx(min(val_losses))
+        val_lpips = [float(row["val_lpips"]) for row in csv.DictReader(handle)]
+    assert state["best"] == pytest.approx(min(val_lpips))
     recipe = load_recipe(str(run_dir / "recipe.yaml"))
     assert recipe["train"]["epochs"] == 2 and recipe["model"]["encoder_filters"] == [8, 16, 16]
     for name in ("last", "best"):
@@ -249,7 +249,7 @@ def test_evaluate_prints_table_and_writes_results(trained, workspace, tmp_path):
     lines = result.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["psnr", "ssim"])
     names = lines[header].split()
-    assert names == ["psnr", "ssim", "mae", "colorfulness", "colorfulness_gap", "ciede2000", "ab_mse"]
+    assert names == ["psnr", "ssim", "mae", "lpips", "colorfulness", "colorfulness_gap", "ciede2000", "ab_mse"]
     model_row, gray_row = lines[header + 1], lines[header + 2]
     assert model_row.startswith("model") and gray_row.startswith("gray baseline")
     report = json.loads((out / "metrics.json").read_text())
@@ -349,8 +349,11 @@ def test_models_recipes_and_samples(tmp_path):
     result = invoke("models")
     assert result.exit_code == 0, result.output
     assert f"backend {keras.backend.backend()}" in result.stdout.splitlines()[0]
-    rows = {line.split()[0]: line.split()[1:3] for line in result.stdout.splitlines()[2:]}
+    table, presets = result.stdout.split("\n\n")
+    rows = {line.split()[0]: line.split()[1:3] for line in table.splitlines()[2:]}
     assert rows["UNetV1"] == ["generator", "42,036,738"] and rows["UNetV2"] == ["generator", "26,565,314"]
+    assert rows["BackboneUNet"] == ["generator", "19,786,629"]  # with the VGG16 encoder
+    assert "backbone_unet_vgg16 (the default of colorize)" in presets
     assert rows["PatchGANDiscriminator"] == ["critic", "2,767,425"]
     assert rows["SimpleWeightModel"] == ["fusion", "-"]  # built from two U-Nets: no default size
 
@@ -358,8 +361,8 @@ def test_models_recipes_and_samples(tmp_path):
     assert result.exit_code == 0
     names = [line.split()[0] for line in result.stdout.splitlines()[:-1]]
     assert names == [
-        "gan_l1", "gan_l1_class", "instance_fusion", "instruct_pix2pix_colorize", "instruct_pix2pix_tiny", "pix2pix",
-        "quickstart", "unet_v1", "unet_v2", "wgan_gp_l2_class",
+        "backbone_unet_vgg16", "gan_l1", "gan_l1_class", "instance_fusion", "instruct_pix2pix_colorize",
+        "instruct_pix2pix_tiny", "pix2pix", "quickstart", "unet_v1", "unet_v2", "wgan_gp_l2_class",
     ]
 
     result = invoke("samples", tmp_path / "photos")

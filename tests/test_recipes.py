@@ -101,11 +101,23 @@ def test_overrides_apply_and_are_validated(tmp_path):
 BAD_RECIPES = {
     "unknown_top_level": ("tiny.yaml: trian: unknown key (did you mean 'train'?", TINY + "trian:\n  epochs: 3\n"),
     "unknown_nested": (
-        "tiny.yaml: colorizer.los: unknown key (did you mean 'loss'? expected one of: image_size, loss)",
+        "tiny.yaml: colorizer.los: unknown key (did you mean 'loss'? expected one of: image_size, loss, rebalancing, lpips_network)",
         TINY.replace("  loss: l1", "  los: l1"),
     ),
     "wrong_type": ("tiny.yaml: train.batch_size: expected integer, got string 'two'", TINY.replace("batch_size: 2", "batch_size: two")),
-    "wrong_enum": ("tiny.yaml: colorizer.loss: expected one of: l1, l2, huber; got 'l3'", TINY.replace("loss: l1", "loss: l3")),
+    "wrong_enum": (
+        "tiny.yaml: colorizer.loss: expected one of: l1, l2, huber, ab_classification, colorfulness, lpips; got 'l3'",
+        TINY.replace("loss: l1", "loss: l3"),
+    ),
+    "unknown_loss_term": (
+        "tiny.yaml: colorizer.loss: expected one of: l1, l2, huber, ab_classification, colorfulness, lpips; "
+        "got 'sharpness'",
+        TINY.replace("loss: l1", "loss: {l1: 1.0, sharpness: 2.0}"),
+    ),
+    "negative_loss_weight": (
+        "tiny.yaml: colorizer.loss.l1: must be >= 0, got -1.0",
+        TINY.replace("loss: l1", "loss: {l1: -1.0}"),
+    ),
     "out_of_range": ("tiny.yaml: train.epochs: must be >= 1, got 0", TINY.replace("epochs: 2", "epochs: 0")),
     "section_not_mapping": ("tiny.yaml: train: expected mapping, got integer 3", TINY.replace("train:\n  epochs: 2\n  batch_size: 2\n", "train: 3\n")),
     "unknown_model": (
@@ -197,7 +209,8 @@ def test_base_of_builtin_and_no_chains(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write(tmp_path, "mine.yaml", "base: quickstart\ntrain:\n  epochs: 1\n")
     recipe = load_recipe("mine.yaml")
-    assert recipe["model"]["name"] == "UNetV1" and recipe["colorizer"]["image_size"] == 64
+    assert recipe["model"] == {"name": "BackboneUNet", "preset": "backbone_unet_vgg16"}
+    assert recipe["colorizer"]["image_size"] == 128
     assert recipe["train"]["epochs"] == 1
     write(tmp_path, "chain.yaml", "base: mine.yaml\n")
     message = error_of("chain.yaml")
@@ -214,7 +227,7 @@ def test_builtin_recipes_resolve_and_validate():
     found = list_builtin_recipes()
     assert set(found) == {
         "quickstart", "unet_v1", "unet_v2", "pix2pix", "gan_l1", "gan_l1_class", "wgan_gp_l2_class",
-        "instance_fusion", "instruct_pix2pix_colorize", "instruct_pix2pix_tiny",
+        "instance_fusion", "instruct_pix2pix_colorize", "instruct_pix2pix_tiny", "backbone_unet_vgg16",
     }
     assert all(description for description in found.values())
     for name in found:
@@ -229,14 +242,19 @@ def test_builtin_recipes_resolve_and_validate():
 def test_builtin_recipe_settings():
     quickstart = load_recipe("quickstart")
     assert quickstart["data"]["train"] == "samples"
-    assert quickstart["colorizer"]["image_size"] == 64
+    assert quickstart["model"]["preset"] == "backbone_unet_vgg16"  # fine-tunes the built-in model
     assert quickstart["data"]["validation_fraction"] == 0.125  # one of the eight photos
+    builtin = load_recipe("backbone_unet_vgg16")
+    assert builtin["model"]["encoder"] == "vgg16" and builtin["model"]["encoder_lora_rank"] == 32
+    assert builtin["colorizer"]["loss"] == {"ab_classification": 1.0}
+    assert builtin["data"]["holdout_fraction"] == 0.1 and builtin["evaluate"]["data"] == "holdout"
     v1 = load_recipe("unet_v1")
-    assert v1["model"]["name"] == "UNetV1" and v1["colorizer"] == {"image_size": 256, "loss": "l2"}
+    assert v1["model"]["name"] == "UNetV1" and v1["colorizer"]["image_size"] == 256 and v1["colorizer"]["loss"] == "l2"
     assert v1["optimizer"] == {"name": "adam", "learning_rate": 1e-5}
     assert v1["train"]["batch_size"] == 16
     v2 = load_recipe("unet_v2")
-    assert v2["model"]["name"] == "UNetV2" and v2["colorizer"] == {"image_size": 128, "loss": "huber"}
+    assert v2["model"]["name"] == "UNetV2" and v2["colorizer"]["image_size"] == 128
+    assert v2["colorizer"]["loss"] == "huber"
     assert v2["optimizer"] == {"name": "adam", "learning_rate": 1e-5}
     # The placeholder data folder is reported when the run starts, naming the fix.
     with pytest.raises(RecipeError, match=r"^unet_v1 \(built-in\): data.train: folder not found: data/train"):

@@ -13,6 +13,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from keras_colorize.colorizer import Colorizer, load_colorizer
 from keras_colorize.data import ImageFolder
+from keras_colorize.errors import UserInputError
 from keras_colorize.evaluation import METRIC_NAMES, evaluate_colorizer, format_table
 from keras_colorize.models import UNetV1
 from keras_colorize.recipes import RecipeError
@@ -109,6 +110,23 @@ def test_atomic_checkpoint_last_best_state_and_nan(tmp_path, photos_64):
     checkpoint.on_epoch_end(2, {"loss": 0.2, "val_loss": 0.1})
     assert checkpoint.last_path.read_bytes() == last_bytes and state()["epoch"] == 2
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best.keras", "last.keras"]
+
+
+def test_atomic_checkpoint_higher_is_better_and_required_monitors(tmp_path):
+    colorizer = tiny_colorizer(32)
+    checkpoint = AtomicCheckpoint(tmp_path / "max", monitor="val_psnr", mode="max")
+    checkpoint.set_model(colorizer)
+    for epoch, value in enumerate((20.0, 25.0, 22.0)):
+        checkpoint.on_epoch_end(epoch, {"loss": 0.1, "val_psnr": value})
+    assert checkpoint.best == 25.0 and checkpoint.best_epoch == 2
+    required = AtomicCheckpoint(tmp_path / "required", monitor="val_sharpness", required=True)
+    required.set_model(colorizer)
+    with pytest.raises(UserInputError, match="'val_sharpness' is not among the logged values"):
+        required.on_epoch_end(0, {"loss": 0.1, "val_loss": 0.2})
+    fallback = AtomicCheckpoint(tmp_path / "fallback", monitor="val_loss")  # no validation data: the loss
+    fallback.set_model(colorizer)
+    fallback.on_epoch_end(0, {"loss": 0.1})
+    assert fallback.best == 0.1
 
 
 def test_terminate_on_non_finite_records_epoch_and_batch():

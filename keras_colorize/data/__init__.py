@@ -40,6 +40,7 @@ from keras_colorize.data.samples import SAMPLE_PHOTOS, sample_photo_paths, sampl
 _LAZY = {
     "ImageFolder": "keras_colorize.data.dataset",
     "make_datasets": "keras_colorize.data.dataset",
+    "holdout_files": "keras_colorize.data.dataset",
     "CACHE_LIMIT_BYTES": "keras_colorize.data.dataset",
     "InstanceImageFolder": "keras_colorize.data.instances",
     "InstanceCropFolder": "keras_colorize.data.instances",

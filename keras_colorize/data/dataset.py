@@ -425,35 +425,55 @@ class ImageFolder(SeededEpochs):
 TRAINING_ONLY = ("repeat", "shuffle", "drop_grayscale", "training", "name", "class_names", "root")
 
 
-def resolve_sources(train, validation, validation_fraction, seed):
+def _resolve_source(source):
+    if isinstance(source, str) and source == SAMPLES:
+        return sample_photo_paths()
+    return source
+
+
+def holdout_files(train, holdout_fraction, seed=0):
+    """The files `make_datasets` sets aside with `holdout_fraction` (never trained on).
+
+    Args:
+        train: str or os.PathLike. The training folder (or "samples").
+        holdout_fraction: float in (0, 1). The share set aside.
+        seed: int. The seed of the split. Defaults to 0.
+
+    Returns:
+        list[pathlib.Path]: the held-out files, sorted.
+    """
+    return split_files(_resolve_source(train), holdout_fraction, seed=seed)[1]
+
+
+def resolve_sources(train, validation, validation_fraction, seed, holdout_fraction=0.0):
     """The training and validation sources of `make_datasets`'s conventions.
 
-    `"samples"` names the built-in sample photos; without `validation`, a
-    `validation_fraction` of the training files is held out (seeded, stratified by
-    sub-folder), and both sets keep the training folder as their class root.
+    `"samples"` names the built-in sample photos. A `holdout_fraction` of the
+    training files is first set aside (seeded, stratified by sub-folder; see
+    `holdout_files`) and used by neither set; then, without `validation`, a
+    `validation_fraction` of the remaining files is held out for validation, and
+    both sets keep the training folder as their class root.
 
     Returns:
         tuple: (train source, train root or None, validation source or None,
         validation root or None); a source is a folder or a list of files.
 
     Raises:
-        UserInputError: `validation_fraction` outside [0, 1).
+        UserInputError: a fraction outside [0, 1).
     """
-
-    def resolve(source):
-        if isinstance(source, str) and source == SAMPLES:
-            return sample_photo_paths()
-        return source
-
-    if not 0.0 <= float(validation_fraction) < 1.0:
-        raise UserInputError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
-    train_source = resolve(train)
+    for name, fraction in (("validation_fraction", validation_fraction), ("holdout_fraction", holdout_fraction)):
+        if not 0.0 <= float(fraction) < 1.0:
+            raise UserInputError(f"{name} must be in [0, 1), got {fraction!r}")
+    train_source = _resolve_source(train)
     train_root = validation_source = validation_root = None
+    if isinstance(train_source, (str, os.PathLike)) and (holdout_fraction > 0 or validation_fraction > 0):
+        train_root = pathlib.Path(train_source)
+    if holdout_fraction > 0:
+        train_source = split_files(train_source, holdout_fraction, seed=seed)[0]
     if validation is not None:
-        validation_source = resolve(validation)
+        validation_source = _resolve_source(validation)
     elif validation_fraction > 0:
-        if isinstance(train_source, (str, os.PathLike)):
-            train_root = validation_root = pathlib.Path(train_source)
+        validation_root = train_root
         train_source, validation_source = split_files(train_source, validation_fraction, seed=seed)
     return train_source, train_root, validation_source, validation_root
 
@@ -466,6 +486,7 @@ def make_datasets(
     validation_fraction=0.0,
     seed=0,
     with_labels=False,
+    holdout_fraction=0.0,
     **kwargs,
 ):
     """Make the training and (optional) validation `ImageFolder`s.
@@ -488,6 +509,9 @@ def make_datasets(
         seed: int. Seed of the split, the shuffle and the augmentation.
             Defaults to 0.
         with_labels: bool. Yield ``(images, labels)``. Defaults to False.
+        holdout_fraction: float. The share of the training files set aside first
+            (seeded, stratified by sub-folder), used for neither training nor
+            validation: a test set (`holdout_files` lists it). Defaults to 0.0.
         **kwargs: further `ImageFolder` arguments for the training set
             (`resize_to`, `cache`, `workers`, `repeat`, ...). All but `repeat`,
             `shuffle` and `drop_grayscale` also apply to the validation set.
@@ -507,7 +531,7 @@ def make_datasets(
     """
 
     train_source, train_root, validation_source, validation_root = resolve_sources(
-        train, validation, validation_fraction, seed
+        train, validation, validation_fraction, seed, holdout_fraction
     )
     train_set = ImageFolder(
         train_source,

@@ -689,6 +689,7 @@ def make_instance_datasets(
     min_variance=DEFAULT_MIN_VARIANCE,
     max_instances=DEFAULT_MAX_INSTANCES,
     validation_boxes=None,
+    holdout_fraction=0.0,
     **kwargs,
 ):
     """Make the training and (optional) validation sets of an instance-aware stage.
@@ -725,6 +726,8 @@ def make_instance_datasets(
             `DEFAULT_MAX_INSTANCES` (8).
         validation_boxes: InstanceBoxes, str, os.PathLike or None. The boxes
             of the validation set. Defaults to None (`boxes`).
+        holdout_fraction: float. The share of the training files set aside
+            first, used by neither set (see `make_datasets`). Defaults to 0.0.
         **kwargs: further arguments of the data set class (`resize_to`,
             `cache`, `workers`, `repeat`, ...). All but `repeat`, `shuffle` and
             `drop_grayscale` also apply to the validation set.
@@ -748,7 +751,7 @@ def make_instance_datasets(
     boxes = read_boxes(boxes)
     validation_boxes = boxes if validation_boxes is None else read_boxes(validation_boxes)
     train_source, train_root, validation_source, validation_root = resolve_sources(
-        train, validation, validation_fraction, seed
+        train, validation, validation_fraction, seed, holdout_fraction
     )
     common = dict(min_score=min_score, min_variance=min_variance, max_instances=max_instances)
     if kind == "images":

@@ -454,7 +454,7 @@ def _predict_ab(colorizer, mode, run_size, truth, l_norm):
     from keras_colorize.colorizer import ab_output
 
     if mode == "direct":
-        return np.asarray(ops.convert_to_numpy(colorizer.predict_on_batch(truth)), "float32")
+        return np.asarray(ops.convert_to_numpy(ab_output(colorizer.predict_on_batch(truth))), "float32")
     l_small = ops.image.resize(l_norm, run_size, antialias=True, data_format="channels_last")
     ab_small = ab_output(colorizer.generator.predict_on_batch(l_small))
     ab = ops.image.resize(ops.convert_to_tensor(ab_small), truth.shape[1:3], data_format="channels_last")

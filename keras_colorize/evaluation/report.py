@@ -95,16 +95,20 @@ def checkpoint_record(path, colorizer):
     """What a report says about a checkpoint: path, hash, generator and trained size.
 
     Args:
-        path: str, Path or None. The `.keras` file (None for a model in memory).
+        path: str, Path or None. The `.keras` file or the preset (name or folder;
+            its weight file is hashed), None for a model in memory.
         colorizer: keras_colorize.Colorizer. The loaded model.
 
     Returns:
         dict: `checkpoint` and `sha256` (None without a file), `generator` and
         `trained_size` ([H, W]).
     """
+    from keras_colorize.presets import WEIGHTS_FILE, is_preset, resolve_preset
+
+    hashed = None if path is None else resolve_preset(path) / WEIGHTS_FILE if is_preset(path) else path
     return {
         "checkpoint": None if path is None else str(path),
-        "sha256": None if path is None else file_sha256(path),
+        "sha256": None if hashed is None else file_sha256(hashed),
         "generator": type(colorizer.generator).__name__,
         "trained_size": [int(s) for s in colorizer.image_size],
     }

@@ -10,7 +10,7 @@ from keras_colorize.export.core import FORMATS, check_output
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
-@click.command(short_help="Export a checkpoint as a SavedModel, an ONNX file or a .keras file.")
+@click.command(short_help="Export a checkpoint as a SavedModel, an ONNX file, a .keras file or a preset.")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option(
@@ -19,7 +19,15 @@ BACKENDS = ("tensorflow", "jax", "torch")
     type=click.Choice(FORMATS),
     default="saved_model",
     show_default=True,
-    help="saved_model: a folder for TensorFlow Serving; onnx: one .onnx file; keras: a plain Colorizer .keras file.",
+    help="saved_model: a folder for TensorFlow Serving; onnx: one .onnx file; keras: a plain Colorizer .keras "
+    "file; preset: a preset folder (config.json, model.weights.h5, metadata.json).",
+)
+@click.option(
+    "--metadata",
+    "metadata_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="--format preset: a JSON or YAML mapping added to metadata.json (training data, figures).",
 )
 @click.option(
     "--size", type=click.IntRange(min=1), default=None, help="Generator input size (default: the checkpoint's)."
@@ -31,15 +39,18 @@ BACKENDS = ("tensorflow", "jax", "torch")
     default=None,
     help="Keras backend for this command (default: KERAS_BACKEND, else tensorflow).",
 )
-def export(checkpoint, out, export_format, size, force, backend):
-    """Export CHECKPOINT (a .keras Colorizer) to OUT.
+def export(checkpoint, out, export_format, metadata_file, size, force, backend):
+    """Export CHECKPOINT (a .keras Colorizer or trainer, or a preset) to OUT.
 
     The SavedModel's serving_default signature takes one uint8 photo of any size,
     RGB (H, W, 3) or gray (H, W, 1), and returns the colorized uint8 RGB photo of
     the same size ("colorized"); colorize_batch takes a batch (N, H, W, C) of one
     size. L*a*b* conversion, resizing and the full-resolution recombination happen
     inside the graph. Generators with a classification branch also return
-    "class_logits". The ONNX file holds the serving_default graph. SavedModel and
+    "class_logits". The ONNX file holds the serving_default graph. A preset folder
+    loads with Colorizer.from_preset and wherever the command line takes a
+    checkpoint; its metadata.json records the run's recipe (when CHECKPOINT lies in
+    a run directory) and the --metadata file. SavedModel and
     ONNX are written by a TensorFlow-backend process: from another backend, one is
     started for the export. OUT is written next to its place and then renamed, so
     a failed export leaves nothing behind.
@@ -48,22 +59,46 @@ def export(checkpoint, out, export_format, size, force, backend):
     Examples:
       keras-colorize export runs/quickstart/checkpoints/best.keras exported/quickstart
       keras-colorize export best.keras colorizer.onnx --format onnx
+      keras-colorize export best.keras presets/mine --format preset --metadata figures.yaml
       keras-colorize colorize --saved-model exported/quickstart old_photos/ -o colorized/
     """
-    from keras_colorize.cli import import_keras_quietly, select_backend
+    from keras_colorize.cli import check_model_argument, import_keras_quietly, select_backend
 
     select_backend(backend)
-    if not checkpoint.is_file():
-        raise UserInputError(f"{checkpoint}: checkpoint not found")
+    check_model_argument(checkpoint)
     if export_format == "keras" and out.suffix != ".keras":
         raise UserInputError(f"{out}: a .keras export needs a file name ending in .keras")
+    if metadata_file is not None and export_format != "preset":
+        raise UserInputError("--metadata applies to --format preset only")
     check_output(out, force)
+    metadata = _preset_metadata(checkpoint, metadata_file) if export_format == "preset" else None
     import_keras_quietly()
     from keras_colorize.colorizer import load_colorizer
-    from keras_colorize.export.core import current_backend, export_colorizer
+    from keras_colorize.export.core import IN_PROCESS_FORMATS, current_backend, export_colorizer
 
     colorizer = load_colorizer(checkpoint)
-    info = export_colorizer(colorizer, out, export_format, image_size=size, overwrite=force)
+    info = export_colorizer(colorizer, out, export_format, image_size=size, overwrite=force, metadata=metadata)
     click.echo(info.summary())
-    if export_format != "keras" and current_backend() != "tensorflow":
+    if export_format not in IN_PROCESS_FORMATS and current_backend() != "tensorflow":
         click.echo(f"(written by a TensorFlow-backend subprocess; this command ran on {current_backend()})")
+
+
+def _preset_metadata(checkpoint, metadata_file):
+    """The metadata of a preset export: the source, the run's recipe, and the --metadata mapping."""
+    import yaml
+
+    from keras_colorize.recipes import recipe_of_checkpoint
+
+    metadata = {"source": str(checkpoint)}
+    recipe = recipe_of_checkpoint(checkpoint)
+    if recipe is not None:
+        metadata["recipe"] = recipe.to_dict()
+    if metadata_file is not None:
+        try:
+            extra = yaml.safe_load(metadata_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            raise UserInputError(f"--metadata {metadata_file}: cannot read ({str(error).splitlines()[0]})") from None
+        if not isinstance(extra, dict):
+            raise UserInputError(f"--metadata {metadata_file}: expected a mapping, got {type(extra).__name__}")
+        metadata.update(extra)
+    return metadata

@@ -21,9 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_colorize.atomic_files import atomic_output, check_output
 from keras_colorize.errors import UserInputError
 
-FORMATS = ("saved_model", "onnx", "keras")
+FORMATS = ("saved_model", "onnx", "keras", "preset")
+IN_PROCESS_FORMATS = ("keras", "preset")
+"""Formats written by the calling process on any backend (the others by TensorFlow)."""
 # Where a SavedModel keeps its keras-colorize metadata (TF Serving ignores assets.extra/).
 METADATA_FILE = Path("assets.extra") / "keras_colorize.json"
 ONNX_OPSET = 17
@@ -61,6 +64,8 @@ class ExportInfo:
 
         if self.format == "keras":
             return f"wrote Colorizer to {self.path} (generator input {size})"
+        if self.format == "preset":
+            return f"wrote preset to {self.path} (generator input {size}; Colorizer.from_preset loads it)"
         if self.format == "onnx":
             return "\n".join(
                 [
@@ -87,53 +92,6 @@ class ExportInfo:
             "image_size": list(self.image_size),
             "num_classes": self.num_classes,
         }
-
-
-def check_output(path, overwrite):
-    """Refuse an existing output unless `overwrite`.
-
-    Raises:
-        UserInputError: `path` exists and `overwrite` is False.
-    """
-    path = Path(path)
-    if not overwrite and (path.exists() or path.is_symlink()):
-        raise UserInputError(f"{path}: already exists; pass --force (overwrite=True) to replace it")
-
-
-@contextlib.contextmanager
-def atomic_output(path, overwrite=False):
-    """Write a file or folder next to `path`, then move it into place.
-
-    Yields the path to write (inside a temporary sibling folder, same name). When
-    the block succeeds it replaces `path` (an existing `path` only with
-    `overwrite`); when it fails nothing is left behind and `path` is untouched.
-
-    Args:
-        path: str or Path. The file or folder to create.
-        overwrite: bool. Replace an existing `path`. Defaults to False.
-    """
-    path = Path(path)
-    check_output(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial"))
-    target = staging / path.name
-    try:
-        yield target
-        if not target.exists():
-            raise ExportError(f"{path}: the exporter wrote nothing")
-        check_output(path, overwrite)
-        if path.exists() or path.is_symlink():
-            previous = staging / ".previous"
-            os.rename(path, previous)
-            try:
-                os.rename(target, path)
-            except BaseException:
-                os.rename(previous, path)
-                raise
-        else:
-            os.rename(target, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def current_backend():
@@ -172,8 +130,8 @@ def class_logits_size(generator, image_size):
     return None
 
 
-def export_colorizer(colorizer, path, format="saved_model", image_size=None, overwrite=False):
-    """Export a Colorizer as a SavedModel, an ONNX file or a `.keras` file.
+def export_colorizer(colorizer, path, format="saved_model", image_size=None, overwrite=False, metadata=None):
+    """Export a Colorizer as a SavedModel, an ONNX file, a `.keras` file or a preset folder.
 
     The SavedModel's `serving_default` signature takes one photo, sRGB or gray in
     [0, 255], uint8, shape (H, W, 3) or (H, W, 1), of any size, and returns
@@ -184,7 +142,8 @@ def export_colorizer(colorizer, path, format="saved_model", image_size=None, ove
     resized to `image_size`, its ab is upsampled and recombined with the
     full-resolution L*. The ONNX file holds the `serving_default` graph (input
     "image", outputs "colorized" and "class_logits"). A `.keras` export is the
-    plain Colorizer (no optimizer state).
+    plain Colorizer (no optimizer state); a preset is the folder
+    `Colorizer.from_preset` loads (`Colorizer.save_to_preset`, float16 weights).
 
     SavedModel and ONNX need TensorFlow (and tf2onnx for ONNX): from a JAX- or
     PyTorch-backend process the export runs in a TensorFlow-backend subprocess.
@@ -192,10 +151,12 @@ def export_colorizer(colorizer, path, format="saved_model", image_size=None, ove
     Args:
         colorizer: keras_colorize.Colorizer. The colorizer to export.
         path: str or Path. The SavedModel folder, `.onnx` file or `.keras` file.
-        format: "saved_model", "onnx" or "keras". Defaults to "saved_model".
+        format: "saved_model", "onnx", "keras" or "preset". Defaults to "saved_model".
         image_size: int, (int, int) or None. The size the generator sees; None
             keeps the colorizer's. Defaults to None.
         overwrite: bool. Replace an existing `path`. Defaults to False.
+        metadata: dict or None. A preset's extra metadata (what it was trained on,
+            the recipe, measured figures). Defaults to None.
 
     Returns:
         ExportInfo. The path, format, generator input size and class count.
@@ -213,10 +174,12 @@ def export_colorizer(colorizer, path, format="saved_model", image_size=None, ove
         >>> info = export_colorizer(colorizer, "exported/colorizer")  # doctest: +SKIP
         >>> print(info.summary())  # doctest: +SKIP
     """
-    return export_colorizers([(with_image_size(colorizer, image_size), path, format)], overwrite=overwrite)[0]
+    return export_colorizers(
+        [(with_image_size(colorizer, image_size), path, format)], overwrite=overwrite, metadata=metadata
+    )[0]
 
 
-def export_colorizers(jobs, overwrite=False):
+def export_colorizers(jobs, overwrite=False, metadata=None):
     """Export several colorizers or formats at once (see `export_colorizer`).
 
     From a JAX- or PyTorch-backend process, one TensorFlow-backend subprocess
@@ -225,6 +188,7 @@ def export_colorizers(jobs, overwrite=False):
     Args:
         jobs: sequence of (Colorizer, path, format) tuples.
         overwrite: bool. Replace existing paths. Defaults to False.
+        metadata: dict or None. Extra metadata of preset exports. Defaults to None.
 
     Returns:
         list of ExportInfo, in the order of `jobs`.
@@ -245,8 +209,8 @@ def export_colorizers(jobs, overwrite=False):
     remote = []
     in_process = current_backend() == "tensorflow"
     for index, (colorizer, path, format) in enumerate(jobs):
-        if format == "keras" or in_process:
-            results[index] = _export_here(colorizer, path, format, overwrite)
+        if format in IN_PROCESS_FORMATS or in_process:
+            results[index] = _export_here(colorizer, path, format, overwrite, metadata)
         else:
             remote.append(index)
     if remote:
@@ -282,11 +246,14 @@ def _info(colorizer, path, format):
     return ExportInfo(Path(path), format, colorizer.image_size, num_classes)
 
 
-def _export_here(colorizer, path, format, overwrite):
+def _export_here(colorizer, path, format, overwrite, metadata=None):
     info = _info(colorizer, path, format)
     if format == "keras":
         with atomic_output(path, overwrite) as target:
             _plain(colorizer).save(target)
+        return info
+    if format == "preset":
+        _plain(colorizer).save_to_preset(path, metadata=metadata, overwrite=overwrite)
         return info
     if format == "onnx":
         from keras_colorize.export.onnx import write_onnx as writer

@@ -100,6 +100,30 @@ class FastConv2D(layers.Conv2D):
             return self.activation(outputs)
         return outputs
 
+    def _lora_variables(self):
+        """The variables of a LoRA-enabled layer, in checkpoint order: base kernel, bias, adapters."""
+        bias = [self.bias] if self.use_bias else []
+        return [self._kernel, *bias, self.lora_kernel_a, self.lora_kernel_b]
+
+    def save_own_variables(self, store):
+        """Keras's own layout; with LoRA enabled, the base kernel and the adapters apart.
+
+        Keras merges LoRA adapters into the kernel when it saves a `Conv2D`; kept
+        apart, a checkpoint resumes with the same frozen kernel and trained adapters,
+        and a preset can leave out the kernels that still equal the pretrained ones.
+        """
+        if not (self.lora_enabled and self.built):
+            return super().save_own_variables(store)
+        for index, variable in enumerate(self._lora_variables()):
+            store[str(index)] = variable
+
+    def load_own_variables(self, store):
+        """Load either layout: the adapters apart (see `save_own_variables`) or merged."""
+        if not (self.lora_enabled and self.built and len(store.keys()) == len(self._lora_variables())):
+            return super().load_own_variables(store)
+        for index, variable in enumerate(self._lora_variables()):
+            variable.assign(store[str(index)])
+
     def _strided_same_conv(self, inputs, kernel):
         """XLA's convolution forward, gradients from matrix products (see the module)."""
         strides = tuple(self.strides)

@@ -42,3 +42,28 @@ class ImageMetric(keras.metrics.MeanMetricWrapper):
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype}
+
+
+def deserialize_metrics(configs):
+    """Metrics from their serialized configs, leaving out those whose weights are missing.
+
+    A checkpoint compiled with a metric that reads pretrained weights (LPIPS) must still
+    load where those weights are not installed: such a metric is left out with a warning.
+
+    Args:
+        configs: list of serialized metrics (or metric objects, kept as they are).
+
+    Returns:
+        list of `keras.metrics.Metric`.
+    """
+    import warnings
+
+    from keras_colorize.metrics.weights import WeightsNotFoundError
+
+    metrics = []
+    for config in configs or []:
+        try:
+            metrics.append(keras.saving.deserialize_keras_object(config))
+        except WeightsNotFoundError as error:
+            warnings.warn(f"a metric of the checkpoint is left out: {error}", UserWarning, stacklevel=2)
+    return metrics

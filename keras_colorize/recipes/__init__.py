@@ -29,6 +29,7 @@ from keras_colorize.recipes.loader import (
     load_recipe,
     parse_override,
     recipe_description,
+    recipe_of_checkpoint,
     resolve_recipe_path,
     validate_recipe,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "load_recipe",
     "parse_override",
     "recipe_description",
+    "recipe_of_checkpoint",
     "resolve_recipe_path",
     "validate_recipe",
 ]

@@ -5,6 +5,7 @@ underlying constructor into a one-line `RecipeError` that names the file and the
 """
 
 import inspect
+import re
 from pathlib import Path
 
 from keras_colorize.errors import UserInputError
@@ -35,10 +36,26 @@ def _kwargs(section, skip=("name",)):
     return {key: (tuple(v) if isinstance(v, list) else v) for key, v in section.items() if key not in skip}
 
 
+def _preset_generator(recipe):
+    """The generator of the Colorizer preset `model.preset` (checked against `model.name`)."""
+    from keras_colorize.colorizer import Colorizer
+
+    section = recipe["model"]
+    try:
+        generator = Colorizer.from_preset(section["preset"]).generator
+    except UserInputError as error:
+        raise recipe.error(("model", "preset"), _first_line(error)) from None
+    if type(generator).__name__ != section["name"]:
+        raise recipe.error(("model", "name"), f"the preset holds a {type(generator).__name__}, not a {section['name']}")
+    return generator
+
+
 def _build_zoo_network(recipe, section):
     from keras_colorize import models
 
     section_values = recipe[section]
+    if section == "model" and "preset" in section_values:
+        return _preset_generator(recipe)
     kwargs = _kwargs(section_values)
     if section == "model" and "image_size" not in kwargs:
         # A generator with a fixed input size is built at the colorizer's size.
@@ -93,7 +110,7 @@ def build_discriminator(recipe):
     return _build_zoo_network(recipe, "discriminator")
 
 
-def build_optimizer(recipe, section="optimizer", decay_steps=None):
+def build_optimizer(recipe, section="optimizer", decay_steps=None, learning_rate=None):
     """Build a Keras optimizer of the recipe, with its learning-rate schedule.
 
     Args:
@@ -105,6 +122,8 @@ def build_optimizer(recipe, section="optimizer", decay_steps=None):
             `schedule.name: cosine` the learning rate is annealed over them from
             `learning_rate` to `schedule.final_learning_rate`. Defaults to None
             (a constant learning rate).
+        learning_rate: float or None. Replaces the section's `learning_rate` (the
+            schedule's final rate scales with it). Defaults to None.
 
     Returns:
         A `keras.optimizers.Optimizer`.
@@ -123,10 +142,14 @@ def build_optimizer(recipe, section="optimizer", decay_steps=None):
     kwargs = _kwargs(values)
     if is_instruct_pix2pix(recipe):
         kwargs = _finetune_optimizer_arguments(recipe, values["name"], kwargs)
+    scale = 1.0
+    if learning_rate is not None:
+        scale = float(learning_rate) / float(kwargs.get("learning_rate", 1e-3))
+        kwargs["learning_rate"] = float(learning_rate)
     schedule = recipe.get("schedule") or {}
     if schedule.get("name") == "cosine" and decay_steps:
         initial = float(kwargs.get("learning_rate", 1e-3))
-        final = float(schedule.get("final_learning_rate") or 0.0)
+        final = float(schedule.get("final_learning_rate") or 0.0) * scale
         if final > initial:
             raise recipe.error(
                 ("schedule", "final_learning_rate"), f"{final:g} is above {section}.learning_rate {initial:g}"
@@ -140,7 +163,7 @@ def build_optimizer(recipe, section="optimizer", decay_steps=None):
         raise recipe.error(section, f"cannot build {values['name']}: {_first_line(error)}") from None
 
 
-def build_model(recipe, steps_per_epoch=None, compile=True):
+def build_model(recipe, steps_per_epoch=None, compile=True, class_weights=None):
     """Build what a recipe trains: a `Colorizer`, or an adversarial trainer.
 
     Args:
@@ -148,6 +171,8 @@ def build_model(recipe, steps_per_epoch=None, compile=True):
         steps_per_epoch: int or None. Batches per epoch, for the learning-rate
             schedule. Defaults to None.
         compile: bool. Compile with the recipe's optimizers. Defaults to True.
+        class_weights: array or None. A Colorizer's rebalancing weights
+            (`rebalancing_weights_for`). Defaults to None.
 
     Returns:
         A `Colorizer` (no `trainer` section), a `GANTrainer` / `WGANGPTrainer`, or
@@ -159,7 +184,7 @@ def build_model(recipe, steps_per_epoch=None, compile=True):
         return build_finetuner(recipe, steps_per_epoch=steps_per_epoch, compile=compile)
     if "trainer" in recipe:
         return build_trainer(recipe, steps_per_epoch=steps_per_epoch, compile=compile)
-    return build_colorizer(recipe, compile=compile, steps_per_epoch=steps_per_epoch)
+    return build_colorizer(recipe, compile=compile, steps_per_epoch=steps_per_epoch, class_weights=class_weights)
 
 
 def _load_teacher(recipe, path):
@@ -194,6 +219,7 @@ def build_trainer(recipe, steps_per_epoch=None, compile=True):
     Raises:
         RecipeError: when a network, the trainer or an optimizer cannot be built.
     """
+    from keras_colorize.metrics import default_metrics
     from keras_colorize.training import gan
 
     recipe = _as_recipe(recipe)
@@ -218,12 +244,16 @@ def build_trainer(recipe, steps_per_epoch=None, compile=True):
         trainer.compile(
             generator_optimizer=build_optimizer(recipe, "optimizer", decay_steps=generator_steps),
             discriminator_optimizer=build_optimizer(recipe, "discriminator_optimizer", decay_steps=total),
+            metrics=build_metrics(recipe)[len(default_metrics()) :],
         )
     return trainer
 
 
-def build_colorizer(recipe, compile=True, steps_per_epoch=None):
+def build_colorizer(recipe, compile=True, steps_per_epoch=None, class_weights=None):
     """Build the Colorizer of a recipe, compiled with its optimizer and loss.
+
+    With `train.freeze_encoder_epochs`, the generator's encoder is frozen (the
+    first epochs train the decoder; `training.run` unfreezes it).
 
     Args:
         recipe: Recipe, dict, str or Path. A loaded recipe.
@@ -231,6 +261,8 @@ def build_colorizer(recipe, compile=True, steps_per_epoch=None):
             default sRGB metrics. Defaults to True.
         steps_per_epoch: int or None. Batches per epoch, for the learning-rate
             schedule. Defaults to None.
+        class_weights: array of shape (261,) or None. Rebalancing weights of the
+            `ab_classification` term (`rebalancing_weights_for`). Defaults to None.
 
     Returns:
         A `keras_colorize.Colorizer` that takes sRGB in [0, 1], shape (N, H, W, 3),
@@ -248,10 +280,176 @@ def build_colorizer(recipe, compile=True, steps_per_epoch=None):
         colorizer = Colorizer(generator, image_size=image_size)
     except (UserInputError, ValueError) as error:
         raise recipe.error(("colorizer", "image_size"), _first_line(error)) from None
+    freeze = recipe["train"]["freeze_encoder_epochs"]
+    if freeze:
+        if not hasattr(generator, "set_encoder_trainable"):
+            raise recipe.error(
+                ("train", "freeze_encoder_epochs"), f"{type(generator).__name__} has no pretrained encoder to freeze"
+            )
+        generator.set_encoder_trainable(False)
     if compile:
         total = steps_per_epoch * recipe["train"]["epochs"] if steps_per_epoch else None
-        colorizer.compile(optimizer=build_optimizer(recipe, decay_steps=total), loss=recipe["colorizer"]["loss"])
+        compile_colorizer(recipe, colorizer, build_optimizer(recipe, decay_steps=total), class_weights)
     return colorizer
+
+
+def compile_colorizer(recipe, colorizer, optimizer, class_weights=None):
+    """Compile a Colorizer with `optimizer`, the recipe's loss and its metrics.
+
+    Raises:
+        RecipeError: the loss needs outputs the generator does not have.
+    """
+    try:
+        colorizer.compile(
+            optimizer=optimizer, loss=build_colorization_loss(recipe, class_weights), metrics=build_metrics(recipe)
+        )
+    except UserInputError as error:
+        if isinstance(error, RecipeError):
+            raise
+        raise recipe.error(("colorizer", "loss"), _first_line(error)) from None
+
+
+def build_fine_tuning_optimizer(recipe, generator, decay_steps=None):
+    """The optimizer once a pretrained encoder is unfrozen: `encoder_learning_rate` for its variables.
+
+    Args:
+        recipe: Recipe. A loaded recipe.
+        generator: keras.Model with an `encoder` (e.g. `BackboneUNet`), unfrozen.
+        decay_steps: int or None. Updates over the rest of the run, for a cosine
+            schedule. Defaults to None.
+
+    Returns:
+        A `keras.optimizers.MultiOptimizer`: the encoder's trainable variables (by
+        path) at `train.encoder_learning_rate` (null: the optimizer's learning rate
+        / 10), every other variable at `optimizer.learning_rate`.
+    """
+    import keras
+
+    rate = recipe["train"]["encoder_learning_rate"]
+    if rate is None:
+        rate = float(recipe["optimizer"].get("learning_rate", 1e-3)) / 10.0
+    decoder = build_optimizer(recipe, decay_steps=decay_steps)
+    encoder = build_optimizer(recipe, decay_steps=decay_steps, learning_rate=rate)
+    mapping = {re.escape(variable.path): encoder for variable in generator.encoder.trainable_variables}
+    return keras.optimizers.MultiOptimizer(keras.optimizers.OptimizerMap(decoder, mapping))
+
+
+def build_colorization_loss(recipe, class_weights=None):
+    """The Colorizer's loss of a recipe's `colorizer` section.
+
+    Args:
+        recipe: Recipe. A loaded recipe.
+        class_weights: array or None. Rebalancing weights of `ab_classification`.
+            Defaults to None.
+
+    Returns:
+        A `keras_colorize.losses.ColorizationLoss`.
+
+    Raises:
+        RecipeError: a term the generator cannot serve (checked when compiling).
+    """
+    from keras_colorize.losses import ColorizationLoss
+
+    section = recipe["colorizer"]
+    try:
+        return ColorizationLoss(section["loss"], class_weights=class_weights, lpips_network=section["lpips_network"])
+    except UserInputError as error:
+        raise recipe.error(("colorizer", "loss"), _first_line(error)) from None
+
+
+HIGHER_IS_BETTER = ("psnr", "ssim", "class_accuracy")
+"""Logged values (with or without `val_`) where higher is better; lower is better for the rest."""
+
+
+def has_validation(recipe):
+    """Whether the recipe holds photos out for validation (`data.validation` or a fraction)."""
+    return bool(recipe["data"]["validation"]) or recipe["data"]["validation_fraction"] > 0
+
+
+def _lpips_available():
+    from keras_colorize.metrics.weights import WeightsNotFoundError, lpips_weights_path
+
+    try:
+        lpips_weights_path("alex")
+    except WeightsNotFoundError:
+        return False
+    return True
+
+
+def checkpoint_monitor(recipe, with_validation, default):
+    """The logged value that chooses `best.keras`, and whether lower or higher is better.
+
+    The one place that decides it for every kind of recipe: `train.monitor` when
+    set; else, with validation photos, `val_lpips` (the protocol's LPIPS, AlexNet, of
+    the validation photos: it does not reward gray the way a per-pixel loss on ab
+    does) when the LPIPS weights can be had and the model reports it (every kind but
+    InstructPix2Pix fine-tuning); else `default`, the kind's own loss.
+
+    Args:
+        recipe: Recipe. A loaded recipe.
+        with_validation: bool. Whether the run has validation data.
+        default: str. The kind's monitor without LPIPS (e.g. "val_loss", "val_g_rec", "loss").
+
+    Returns:
+        A tuple `(name, mode, required)`: mode "min" or "max"; `required` when the
+        user named it (a name that is never logged is then an error).
+    """
+    explicit = recipe["train"].get("monitor")
+    name = explicit
+    if not explicit:
+        reports_lpips = not is_instruct_pix2pix(recipe)
+        name = "val_lpips" if with_validation and reports_lpips and _lpips_available() else default
+    mode = "max" if name.removeprefix("val_") in HIGHER_IS_BETTER else "min"
+    return name, mode, bool(explicit)
+
+
+def build_metrics(recipe):
+    """The sRGB metrics a model of the recipe reports: the protocol's, and LPIPS when
+    `checkpoint_monitor` chooses it (or `train.monitor` names it)."""
+    from keras_colorize.metrics import LPIPS, default_metrics
+
+    metrics = default_metrics()
+    name, _, explicit = checkpoint_monitor(recipe, has_validation(recipe), "val_loss")
+    if name.removeprefix("val_") == "lpips":
+        try:
+            metrics.append(LPIPS())
+        except UserInputError as error:
+            raise recipe.error(("train", "monitor"), _first_line(error)) from None
+    return metrics
+
+
+def rebalancing_weights_for(recipe, train_set):
+    """The class-rebalancing weights of `ab_classification`, from the training photos.
+
+    One pass over `train_set` gives the prior of the nearest a*b* bins
+    (`ab_bin_prior`); `colorizer.rebalancing` mixes it with the uniform
+    distribution (`rebalancing_weights`).
+
+    Args:
+        recipe: Recipe. A loaded recipe.
+        train_set: keras.utils.PyDataset. Batches of sRGB in [0, 1] (or
+            `(images, labels)`).
+
+    Returns:
+        NumPy float32 array of shape (261,), or None when the loss has no
+        `ab_classification` term.
+    """
+    loss = recipe["colorizer"]["loss"]
+    terms = loss if isinstance(loss, dict) else {loss: 1.0}
+    if "ab_classification" not in terms:
+        return None
+    from keras import ops
+
+    from keras_colorize.color import rgb_to_model_inputs
+    from keras_colorize.color.ab_bins import ab_bin_prior, rebalancing_weights
+
+    def ab_batches():
+        for index in range(len(train_set)):
+            batch = train_set[index]
+            images = batch[0] if isinstance(batch, tuple) else batch
+            yield ops.convert_to_numpy(rgb_to_model_inputs(ops.convert_to_tensor(images), "channels_last")[1])
+
+    return rebalancing_weights(ab_bin_prior(ab_batches()), mix=recipe["colorizer"]["rebalancing"])
 
 
 def _data_arguments(recipe):
@@ -261,6 +459,7 @@ def _data_arguments(recipe):
         "batch_size": train["batch_size"],
         "validation": data["validation"],
         "validation_fraction": data["validation_fraction"],
+        "holdout_fraction": data["holdout_fraction"],
         "seed": train["seed"],
         "resize_to": data["resize_to"],
         "drop_grayscale": data["drop_grayscale"],
@@ -430,7 +629,7 @@ def build_instance_colorizer(recipe, full_checkpoint, steps_per_epoch=None, comp
     colorizer = Colorizer(clone_generator(_stage_generator(full_checkpoint)), image_size=_instance_size(recipe))
     if compile:
         total = steps_per_epoch * recipe["train"]["epochs"] if steps_per_epoch else None
-        colorizer.compile(optimizer=build_optimizer(recipe, decay_steps=total), loss=recipe["colorizer"]["loss"])
+        compile_colorizer(recipe, colorizer, build_optimizer(recipe, decay_steps=total))
     return colorizer
 
 
@@ -476,7 +675,7 @@ def build_fusion_colorizer(recipe, full_checkpoint, instance_checkpoint, steps_p
     )
     if compile:
         total = steps_per_epoch * recipe["train"]["epochs"] if steps_per_epoch else None
-        colorizer.compile(optimizer=build_optimizer(recipe, decay_steps=total), loss=recipe["colorizer"]["loss"])
+        compile_colorizer(recipe, colorizer, build_optimizer(recipe, decay_steps=total))
     return colorizer
 
 

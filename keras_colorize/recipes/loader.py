@@ -118,7 +118,7 @@ class Recipe(dict):
         Examples:
             >>> from keras_colorize.recipes import load_recipe
             >>> load_recipe("quickstart").get_path("colorizer.image_size")
-            64
+            128
         """
         node = self
         for part in dotted.split("."):
@@ -440,6 +440,13 @@ def _unknown_key_problem(key, known):
 def _schema_error_to_recipe_error(recipe, error):
     path = tuple(error.absolute_path)
     value = error.instance
+    if error.validator == "anyOf" and error.context:
+        # Report the alternative made for this kind of value (a name, or a mapping).
+        container = isinstance(value, (dict, list))
+        for sub in error.context:
+            alternative = error.validator_value[sub.schema_path[0]]
+            if ("enum" in alternative) != container:
+                return _schema_error_to_recipe_error(recipe, sub)
     if error.validator == "additionalProperties":
         known = list(error.schema.get("properties", {}))
         extra = sorted(k for k in value if k not in known)
@@ -536,6 +543,13 @@ def _check_zoo_class(recipe, section, role):
             did_you_mean = f"did you mean '{hint[0]}'? " if hint else ""
             problem = f"unknown {what} {name!r} ({did_you_mean}expected one of: {', '.join(available)})"
         raise recipe.error((section, "name"), problem)
+    if section == "model" and "preset" in recipe[section]:
+        extra = [key for key in recipe[section] if key not in ("name", "preset")]
+        if extra:
+            raise recipe.error((section, extra[0]), "model.preset takes the whole generator from the preset; remove the other arguments")
+        if not isinstance(recipe[section]["preset"], str) or not recipe[section]["preset"]:
+            raise recipe.error((section, "preset"), "expected a preset name or folder")
+        return
     _check_kwargs(recipe, section, models.get_model_class(name), recipe[section])
 
 
@@ -767,3 +781,21 @@ def load_recipe(recipe, overrides=(), check_classes=True, check_paths=False):
     if check_paths:
         check_data_paths(result)
     return result
+
+
+def recipe_of_checkpoint(checkpoint):
+    """The recipe a checkpoint was trained with: the `recipe.yaml` of its run
+    (run/checkpoints/x.keras), or a preset's recorded recipe; None when unknown."""
+    from keras_colorize.presets import is_preset, read_preset, resolve_preset
+
+    if is_preset(checkpoint):
+        recorded = read_preset(resolve_preset(checkpoint))[1].get("recipe")
+    else:
+        recorded = Path(checkpoint).resolve().parent.parent / "recipe.yaml"
+        recorded = str(recorded) if recorded.is_file() else None
+    if not recorded:
+        return None
+    try:
+        return load_recipe(recorded, check_classes=False)
+    except RecipeError:
+        return None

@@ -11,9 +11,20 @@ and are checked against its signature when the recipe is loaded
   cannot have a base of its own.
 - `model`: `name` of a registered zoo generator (`keras-colorize models`) and its
   constructor arguments (the class defaults apply to the ones left out).
+- `model.preset` (zoo generators): start from the generator of a Colorizer preset
+  (a built-in name such as `backbone_unet_vgg16`, or a preset folder) instead of
+  building `name` from arguments; `name` must match the preset's generator and no
+  other argument is allowed.
 - `colorizer`: `image_size` (256), the square size the generator is trained at;
-  `loss` (`l2`): `l1`, `l2` or `huber` on ab in model units (regression training;
-  an adversarial trainer has its own `reconstruction`).
+  `loss` (`l2`), the regression objective: a term name or a mapping of term names to
+  weights, from `l1`, `l2`, `huber` (on ab in model units), `ab_classification`
+  (rebalanced cross-entropy over a*b* bins; a generator with a classification
+  head), `colorfulness` (the colourfulness gap) and `lpips` (see
+  `keras_colorize.losses.ColorizationLoss`; an adversarial trainer has its own
+  `reconstruction`); `rebalancing` (0.5), the share of the uniform distribution in
+  the class-rebalancing weights of `ab_classification`, computed from the training
+  photos before training (1: no rebalancing); `lpips_network` (`vgg`), the network
+  of the `lpips` term.
 - `trainer` (absent: regression with `model.fit` on the Colorizer): `name` of an
   adversarial trainer, `GANTrainer` or `WGANGPTrainer`, and its constructor
   arguments (`lambda_adv`, `lambda_rec`, `reconstruction`, `lambda_class`, ...);
@@ -32,7 +43,10 @@ and are checked against its signature when the recipe is loaded
 - `data`: `train`, a folder searched recursively or `samples` (the eight photos that
   ship inside scikit-image and scikit-learn; a folder named "samples" is `./samples`);
   `validation` (null), a folder; `validation_fraction` (0), the share of `train` held
-  out when `validation` is null; `resize_to` (null: `image_size`), the shorter side
+  out when `validation` is null; `holdout_fraction` (0), the share of `train` set aside
+  first (seeded by `train.seed`) and used for neither training nor validation, a test
+  set: `keras-colorize evaluate CHECKPOINT --data holdout` scores the run's
+  checkpoints on it; `resize_to` (null: `image_size`), the shorter side
   before cropping; `drop_grayscale` (null: on for training); `repeat` (1), passes over
   the files per epoch; `cache` (`auto`), keep resized images in memory; `workers` (2);
   `labels` (false), yield class labels from the sub-folders of `train` (class names
@@ -47,7 +61,13 @@ and are checked against its signature when the recipe is loaded
   see `keras_colorize.training.distribution`); `mixed_precision` (null: float32),
   `float32`, `mixed_bfloat16` or `mixed_float16` (with dynamic loss scaling), the
   Keras dtype policy the networks are built with (see
-  `keras_colorize.training.precision`).
+  `keras_colorize.training.precision`); `monitor` (null: the kind's default, see
+  `keras_colorize.training.run`), the logged value whose lowest value chooses
+  `best.keras` (`val_psnr` and `val_ssim`: highest), e.g. `val_loss` for the
+  behaviour of earlier versions; `freeze_encoder_epochs` (0), for a generator with a
+  pretrained encoder (`BackboneUNet`), the first epochs train the decoder only, then
+  the encoder is fine-tuned at `encoder_learning_rate` (null: the optimizer's
+  learning rate / 10) while the rest keeps `optimizer.learning_rate`.
 - `instances` (absent: one-stage training): instance-aware colorization in three
   stages (full image, instance crops, fusion). `boxes`, the instance boxes of the
   training photos: a COCO-style JSON file or a folder of one JSON (or `.npz`) file per
@@ -95,6 +115,9 @@ Paths are relative to the current working directory.
 import copy
 
 LOSSES = ("l1", "l2", "huber")
+"""Per-pixel regression losses on ab."""
+LOSS_TERMS = LOSSES + ("ab_classification", "colorfulness", "lpips")
+"""Terms of `colorizer.loss` (`keras_colorize.losses.colorization.TERMS`)."""
 
 TRAINERS = ("GANTrainer", "WGANGPTrainer")
 SCHEDULES = ("constant", "cosine")
@@ -171,7 +194,19 @@ RECIPE_SCHEMA = {
             "additionalProperties": False,
             "properties": {
                 "image_size": {"type": "integer", "minimum": 8},
-                "loss": {"enum": list(LOSSES)},
+                "loss": {
+                    "anyOf": [
+                        {"enum": list(LOSS_TERMS)},
+                        {
+                            "type": "object",
+                            "minProperties": 1,
+                            "propertyNames": {"enum": list(LOSS_TERMS)},
+                            "additionalProperties": {"type": "number", "minimum": 0},
+                        },
+                    ]
+                },
+                "rebalancing": {"type": "number", "minimum": 0, "maximum": 1},
+                "lpips_network": {"enum": ["alex", "vgg"]},
             },
         },
         "trainer": {
@@ -206,6 +241,7 @@ RECIPE_SCHEMA = {
                     "minimum": 0,
                     "exclusiveMaximum": 1,
                 },
+                "holdout_fraction": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
                 "resize_to": {"type": ["integer", "null"], "minimum": 8},
                 "drop_grayscale": {"type": ["boolean", "null"]},
                 "repeat": _POSITIVE_INT,
@@ -227,6 +263,9 @@ RECIPE_SCHEMA = {
                 "tensorboard": {"type": "boolean"},
                 "distribution": {"enum": [None, "data_parallel"]},
                 "mixed_precision": {"enum": [None, "float32", "mixed_bfloat16", "mixed_float16"]},
+                "monitor": {"type": ["string", "null"], "minLength": 1},
+                "freeze_encoder_epochs": {"type": "integer", "minimum": 0},
+                "encoder_learning_rate": {"type": ["number", "null"], "exclusiveMinimum": 0},
             },
         },
         "instances": {
@@ -289,12 +328,13 @@ RECIPE_SCHEMA = {
 # Values a recipe gets for the keys it leaves out. `model` has no defaults beyond the
 # class's own constructor defaults; `train.run_dir: null` means `runs/<recipe name>`.
 DEFAULTS = {
-    "colorizer": {"image_size": 256, "loss": "l2"},
+    "colorizer": {"image_size": 256, "loss": "l2", "rebalancing": 0.5, "lpips_network": "vgg"},
     "optimizer": {"name": "adam", "learning_rate": 1.0e-3},
     "schedule": {"name": "constant", "final_learning_rate": 0.0},
     "data": {
         "validation": None,
         "validation_fraction": 0.0,
+        "holdout_fraction": 0.0,
         "resize_to": None,
         "drop_grayscale": None,
         "repeat": 1,
@@ -312,6 +352,9 @@ DEFAULTS = {
         "tensorboard": False,
         "distribution": None,
         "mixed_precision": None,
+        "monitor": None,
+        "freeze_encoder_epochs": 0,
+        "encoder_learning_rate": None,
     },
     "evaluate": {"data": None, "batch_size": 16},
 }

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from keras_colorize.atomic_files import atomic_file, write_json_atomic
+from keras_colorize.errors import UserInputError
 from keras_colorize.visualization import plot_history, save_comparison_grid
 
 
@@ -89,20 +90,34 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         directory: str or Path. The folder for `last.keras` and `best.keras`.
         state_path: str or Path or None. Where to write `state.json`. Defaults to
             `directory/../state.json`.
-        monitor: str. The log that decides "best" (lower is better), e.g.
-            `"val_loss"`, falling back to `"loss"` when absent. Defaults to "val_loss".
-        best: float. The best value so far (when resuming). Defaults to +inf.
+        monitor: str. The log that decides "best", e.g. `"val_loss"`, falling back
+            to `"loss"` when absent (unless `required`). Defaults to "val_loss".
+        best: float or None. The best value so far (when resuming). Defaults to
+            None (none yet).
         best_epoch: int or None. The epoch of `best` (1-based). Defaults to None.
+        mode: "min" or "max". Whether lower or higher values are better. Defaults
+            to "min".
+        required: bool. A monitor missing from the logs is an error (a name the
+            user chose) rather than a fall-back to `"loss"`. Defaults to False.
     """
 
-    def __init__(self, directory, state_path=None, monitor="val_loss", best=math.inf, best_epoch=None):
+    def __init__(
+        self, directory, state_path=None, monitor="val_loss", best=None, best_epoch=None, mode="min", required=False
+    ):
         super().__init__()
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         self.directory = Path(directory)
         self.state_path = Path(state_path) if state_path else self.directory.parent / "state.json"
         self.monitor = monitor
-        self.best = math.inf if best is None else float(best)
+        self.mode = mode
+        self.required = required
+        self.best = (math.inf if mode == "min" else -math.inf) if best is None else float(best)
         self.best_epoch = best_epoch
         self.last_saved_epoch = None
+
+    def _improves(self, value):
+        return float(value) < self.best if self.mode == "min" else float(value) > self.best
 
     @property
     def last_path(self):
@@ -121,8 +136,12 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         self.directory.mkdir(parents=True, exist_ok=True)
         with atomic_file(self.last_path) as tmp:
             self.model.save(tmp)
+        if self.required and self.monitor not in logs:
+            raise UserInputError(
+                f"train.monitor: {self.monitor!r} is not among the logged values ({', '.join(sorted(logs))})"
+            )
         value = logs.get(self.monitor, logs.get("loss"))
-        if value is not None and _is_finite(value) and float(value) < self.best:
+        if value is not None and _is_finite(value) and self._improves(value):
             self.best = float(value)
             self.best_epoch = epoch + 1
             with atomic_file(self.best_path) as tmp:

@@ -21,10 +21,12 @@ import re
 import keras
 import numpy as np
 from keras import ops
+from keras.src.utils.tracking import no_automatic_dependency_tracking
 
 from keras_colorize.color import model_outputs_to_rgb, rgb_to_model_inputs
 from keras_colorize.errors import UserInputError
 from keras_colorize.losses import get_reconstruction_loss
+from keras_colorize.metrics._common import deserialize_metrics
 from keras_colorize.models.registry import register
 from keras_colorize.training import gradients
 from keras_colorize.training.optimizers import Adam, get_optimizer
@@ -185,7 +187,8 @@ class AdversarialTrainer(keras.Model):
         ab, _ = _split_outputs(self.generator(l_norm, training=training))
         return ab
 
-    def compile(self, generator_optimizer=None, discriminator_optimizer=None, **kwargs):
+    @no_automatic_dependency_tracking  # as keras.Model.compile: metrics added after the networks are built
+    def compile(self, generator_optimizer=None, discriminator_optimizer=None, metrics=None, **kwargs):
         """Configure training with one optimizer per network.
 
         Both are held by one `keras.optimizers.MultiOptimizer` (`self.optimizer`)
@@ -198,11 +201,15 @@ class AdversarialTrainer(keras.Model):
                 to Adam(2e-4, beta_1=0.5).
             discriminator_optimizer: keras.optimizers.Optimizer, str or None. The
                 discriminator's (critic's). Defaults to Adam(2e-4, beta_1=0.5).
+            metrics: list of metrics or None. sRGB metrics (truth, prediction in
+                [0, 1]) reported in validation besides `default_metrics()`, e.g.
+                `keras_colorize.metrics.LPIPS()`. Defaults to None.
             **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`,
-                `steps_per_execution`); `optimizer`, `loss` and `metrics` are not
-                accepted.
+                `steps_per_execution`); `optimizer` and `loss` are not accepted.
         """
-        for key in ("optimizer", "loss", "metrics"):
+        from keras_colorize.metrics import default_metrics
+
+        for key in ("optimizer", "loss"):
             if kwargs.get(key) is not None:
                 raise UserInputError(
                     f"{type(self).__name__}.compile takes generator_optimizer and discriminator_optimizer, not {key}"
@@ -222,9 +229,12 @@ class AdversarialTrainer(keras.Model):
                     f"the generator and the {self.adversary_name} both have a variable {variable.path!r}; "
                     f"give their layers distinct names"
                 )
+        metrics = list(metrics or [])
+        self._quality_metrics = default_metrics() + metrics
         self._optimizer_config = {
             "generator_optimizer": keras.saving.serialize_keras_object(generator_optimizer),
             "discriminator_optimizer": keras.saving.serialize_keras_object(discriminator_optimizer),
+            "metrics": [keras.saving.serialize_keras_object(metric) for metric in metrics],
         }
         # A LossScaleOptimizer cannot hold a MultiOptimizer's networks apart: loss
         # scaling of float16 networks is done per network here (`optimizer_update`).
@@ -332,6 +342,7 @@ class AdversarialTrainer(keras.Model):
         self.compile(
             generator_optimizer=keras.saving.deserialize_keras_object(config["generator_optimizer"]),
             discriminator_optimizer=keras.saving.deserialize_keras_object(config["discriminator_optimizer"]),
+            metrics=deserialize_metrics(config.get("metrics", [])),
         )
 
     def train_step(self, *args):

@@ -5,10 +5,14 @@ A run directory holds:
 - `recipe.yaml`: the resolved recipe (base merged, `--set` overrides and defaults applied);
 - `environment.json`: the backend and the versions of Python, Keras, the backend library
   and NumPy;
-- `checkpoints/last.keras` (every epoch) and `checkpoints/best.keras` (lowest `val_loss`,
-  or `loss` without validation data; for an adversarial trainer the reconstruction
-  term, `val_g_rec` or `g_rec`, since its combined loss does not measure quality):
-  whole models (a trainer holds both networks), optimizer states included;
+- `checkpoints/last.keras` (every epoch) and `checkpoints/best.keras`, chosen by
+  `recipes.builder.checkpoint_monitor`: `train.monitor` when the recipe sets it, else
+  with validation data the lowest `val_lpips` (the evaluation's LPIPS, which does not
+  reward gray predictions as per-pixel losses on ab do; when the LPIPS weights can be
+  had), else the kind's loss: `val_loss` (or `loss` without validation data), for an
+  adversarial trainer the reconstruction term `val_g_rec` or `g_rec` (its combined
+  loss does not measure quality); whole models (a trainer holds both networks),
+  optimizer states included;
 - `state.json`: the last completed epoch and the best value, written after the checkpoints;
 - `history.csv`: one row per epoch (Keras `CSVLogger`);
 - `loss_curve.png`: the losses per epoch, redrawn every epoch;
@@ -244,11 +248,18 @@ def _first_batches(dataset, steps):
     return FirstBatches()
 
 
+def loss_text(loss):
+    """A recipe's `colorizer.loss` in words: "huber", or "ab_classification + 0.5 colorfulness"."""
+    if isinstance(loss, str):
+        return loss
+    return " + ".join(name if weight == 1 else f"{weight:g} {name}" for name, weight in loss.items())
+
+
 def _curve_title(recipe):
     name = recipe.get("name", "run")
     if "trainer" in recipe:
         return f"{name}: {recipe['trainer']['name']}, {recipe['model']['name']}"
-    return f"{name}: {recipe['model']['name']}, {recipe['colorizer']['loss']} loss"
+    return f"{name}: {recipe['model']['name']}, {loss_text(recipe['colorizer']['loss'])} loss"
 
 
 def _plural(count, word):
@@ -276,13 +287,21 @@ class RunPlan:
             sample grids (sRGB in [0, 1], (count, S, S, 3), or a model input dict whose
             "images" are that).
         curves: list of str. The logs drawn in `loss_curve.png`.
-        monitor: callable `monitor(has_validation)`: the log that chooses `best.keras`.
+        monitor: callable `monitor(has_validation)`: the kind's own log for choosing
+            `best.keras` (its loss), used when `recipes.builder.checkpoint_monitor`
+            does not choose LPIPS or `train.monitor`.
         title: str. The title of `loss_curve.png`.
         callbacks: callable or None. `callbacks(run_dir, train_set, validation_set)`
             returns extra Keras callbacks, run before the history is logged (their
             epoch logs reach `history.csv`). Defaults to None.
         finish: callable or None. `finish(model, run_dir)`, called after a run that
             did not diverge (e.g. to export the trained model). Defaults to None.
+        phases: callable or None. `phases(epochs)` returns the run's phases as
+            `(end_epoch, prepare)` pairs in order, `prepare(model, steps_per_epoch)`
+            readying the model (e.g. unfreezing an encoder and compiling again)
+            before it trains the epochs up to `end_epoch`; it must do nothing when
+            the model is already ready (a resumed one). Defaults to None (one
+            phase).
     """
 
     def __init__(
@@ -298,6 +317,7 @@ class RunPlan:
         title,
         callbacks=None,
         finish=None,
+        phases=None,
     ):
         self.recipe = recipe
         self.datasets = datasets
@@ -310,24 +330,67 @@ class RunPlan:
         self.title = title
         self.callbacks = callbacks
         self.finish = finish
+        self.phases = phases or (lambda epochs: [(epochs, None)])
+
+
+def _encoder_phases(recipe):
+    """The phases of `train.freeze_encoder_epochs`: the decoder alone, then the whole
+    generator with the encoder at `train.encoder_learning_rate`."""
+    from keras_colorize.recipes.builder import build_fine_tuning_optimizer, compile_colorizer
+
+    frozen_epochs = recipe["train"]["freeze_encoder_epochs"]
+
+    def unfreeze(model, steps_per_epoch):
+        generator = model.generator
+        if generator.encoder.trainable:
+            return  # fine-tuning already (a resumed run)
+        generator.set_encoder_trainable(True)
+        remaining = steps_per_epoch * (recipe["train"]["epochs"] - frozen_epochs)
+        optimizer = build_fine_tuning_optimizer(recipe, generator, decay_steps=remaining)
+        compile_colorizer(recipe, model, optimizer, model.colorization_loss.class_weights)
+        _say(f"epoch {frozen_epochs + 1}: the encoder is unfrozen and fine-tuned")
+
+    def phases(epochs):
+        if not frozen_epochs or frozen_epochs >= epochs:
+            return [(epochs, None)]
+        return [(frozen_epochs, None), (epochs, unfreeze)]
+
+    return phases
 
 
 def default_plan(recipe):
-    """The `RunPlan` of a one-stage recipe: a Colorizer, or an adversarial trainer."""
+    """The `RunPlan` of a one-stage recipe: a Colorizer, or an adversarial trainer.
+
+    A Colorizer whose loss has the `ab_classification` term gets its rebalancing
+    weights from one pass over the training photos; with
+    `train.freeze_encoder_epochs`, its encoder is fine-tuned after those epochs.
+    """
     from keras_colorize.colorizer import Colorizer
     from keras_colorize.recipes import build_datasets, build_model
+    from keras_colorize.recipes.builder import rebalancing_weights_for
 
     curves, _ = _logged_curves(recipe, True)
+    made = {}
+
+    def datasets():
+        made["train"], validation_set = build_datasets(recipe)
+        return made["train"], validation_set
+
+    def build(steps):
+        class_weights = None if "trainer" in recipe else rebalancing_weights_for(recipe, made["train"])
+        return build_model(recipe, steps_per_epoch=steps, class_weights=class_weights)
+
     return RunPlan(
         recipe,
-        datasets=lambda: build_datasets(recipe),
-        build=lambda steps: build_model(recipe, steps_per_epoch=steps),
+        datasets=datasets,
+        build=build,
         kind=recipe["trainer"]["name"] if "trainer" in recipe else Colorizer.__name__,
         description=lambda model: _describe(model, recipe),
         sample_inputs=lambda dataset, count: _fixed_images(dataset, count, recipe["colorizer"]["image_size"]),
         curves=curves,
         monitor=lambda has_validation: _logged_curves(recipe, has_validation)[1],
         title=_curve_title(recipe),
+        phases=None if "trainer" in recipe else _encoder_phases(recipe),
     )
 
 
@@ -487,6 +550,7 @@ def fit_run(plan, run_dir, resume=False, verbose="auto"):
 def _fit_run(plan, run_dir, resume, verbose):
     import keras
 
+    from keras_colorize.recipes.builder import checkpoint_monitor
     from keras_colorize.training.callbacks import (
         AtomicCheckpoint,
         LossCurve,
@@ -539,48 +603,65 @@ def _fit_run(plan, run_dir, resume, verbose):
     if resume:
         truncate_history(history_path, initial_epoch)
 
-    monitor = plan.monitor(validation_set is not None)
-    curves = [key for key in plan.curves if validation_set is not None or not key.startswith("val_")]
+    with_validation = validation_set is not None
+    monitor, mode, required = checkpoint_monitor(recipe, with_validation, plan.monitor(with_validation))
+    curves = [key for key in plan.curves if with_validation or not key.startswith("val_")]
+    if monitor not in curves:
+        curves.append(monitor)
     guard = TerminateOnNonFinite()
     extra = plan.callbacks(run_dir, train_set, validation_set) if plan.callbacks is not None else []
+    same_monitor = (state or {}).get("monitor", monitor) == monitor
     checkpoint = AtomicCheckpoint(
         run_dir / "checkpoints",
         state_path=run_dir / "state.json",
         monitor=monitor,
-        best=(state or {}).get("best") if (state or {}).get("monitor", monitor) == monitor else None,
-        best_epoch=(state or {}).get("best_epoch"),
+        best=(state or {}).get("best") if same_monitor else None,
+        best_epoch=(state or {}).get("best_epoch") if same_monitor else None,
+        mode=mode,
+        required=required,
     )
-    callbacks = [
-        guard,
-        checkpoint,
-        *extra,
-        keras.callbacks.CSVLogger(str(history_path), append=resume),
-        LossCurve(
-            run_dir / "loss_curve.png",
-            history=read_history(history_path) if resume else None,
-            title=plan.title,
-            keys=curves,
-        ),
-        SampleGrid(
-            sample_inputs, run_dir / "samples", tensorboard_dir=run_dir / "tensorboard" if tensorboard else None
-        ),
-        *tensorboard,
-    ]
+
+    def callbacks(append):
+        return [
+            guard,
+            checkpoint,
+            *extra,
+            keras.callbacks.CSVLogger(str(history_path), append=append),
+            LossCurve(
+                run_dir / "loss_curve.png",
+                history=read_history(history_path) if append else None,
+                title=plan.title,
+                keys=curves,
+            ),
+            SampleGrid(
+                sample_inputs, run_dir / "samples", tensorboard_dir=run_dir / "tensorboard" if tensorboard else None
+            ),
+            *tensorboard,
+        ]
 
     action = f"resuming at epoch {initial_epoch + 1}" if resume else "training"
     _say(
         f"{action}: {plan.description(model)} at {image_size}x{image_size}, {_plural(epochs, 'epoch')}, "
         f"backend {keras.backend.backend()}; run directory {run_dir}"
     )
-    model.fit(
-        _first_batches(train_set, steps) if steps else train_set,
-        validation_data=validation_set,
-        epochs=epochs,
-        initial_epoch=initial_epoch,
-        callbacks=callbacks,
-        shuffle=False,
-        verbose=verbose,
-    )
+    start, append = initial_epoch, resume
+    for end, prepare in plan.phases(epochs):
+        if end <= start:
+            continue
+        if prepare is not None:
+            prepare(model, steps or len(train_set))
+        model.fit(
+            _first_batches(train_set, steps) if steps else train_set,
+            validation_data=validation_set,
+            epochs=end,
+            initial_epoch=start,
+            callbacks=callbacks(append),
+            shuffle=False,
+            verbose=verbose,
+        )
+        if guard.diverged is not None:
+            break
+        start, append = end, True
 
     if guard.diverged is not None:
         what = "validation loss" if guard.diverged.get("key") == "val_loss" else "loss"

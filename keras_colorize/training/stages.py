@@ -27,6 +27,7 @@ from keras_colorize.training.run import (
     default_plan,
     default_run_dir,
     fit_run,
+    loss_text,
     read_state,
 )
 
@@ -99,7 +100,7 @@ def _stage_plan(recipe, stage, run_dir):
             sample_inputs=lambda dataset, count: dataset.sample_images(count),
             curves=curves,
             monitor=monitor,
-            title=f"{srecipe['name']}: instance colorizer, {srecipe['colorizer']['loss']} loss",
+            title=f"{srecipe['name']}: instance colorizer, {loss_text(srecipe['colorizer']['loss'])} loss",
         )
     return RunPlan(
         srecipe,
@@ -113,7 +114,7 @@ def _stage_plan(recipe, stage, run_dir):
         sample_inputs=lambda dataset, count: dataset.sample_inputs(count),
         curves=curves,
         monitor=monitor,
-        title=f"{srecipe['name']}: fusion weights, {srecipe['colorizer']['loss']} loss",
+        title=f"{srecipe['name']}: fusion weights, {loss_text(srecipe['colorizer']['loss'])} loss",
     )
 
 
