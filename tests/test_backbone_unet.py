@@ -46,6 +46,31 @@ def tiny_resnet():
     )
 
 
+def tiny_keras_hub_backbone(family):
+    """A tiny random backbone of a keras-hub FeaturePyramidBackbone family."""
+    import keras_hub
+
+    models = keras_hub.models
+    if family == "resnet":
+        return tiny_resnet()
+    if family == "densenet":
+        return models.DenseNetBackbone(stackwise_num_repeats=[1, 1, 1, 1], growth_rate=4)
+    if family == "cspnet":
+        return models.CSPNetBackbone(
+            stem_filters=8, stem_kernel_size=3, stem_strides=2, stackwise_depth=[1, 1, 1], stackwise_strides=2,
+            stackwise_num_filters=[8, 8, 16], down_growth=True, bottle_ratio=(0.5, 1.0), block_ratio=(1.0, 0.5),
+            expand_ratio=(2.0, 1.0), block_type="dark_block", stage_type="csp",
+        )
+    # num_features keeps its default: keras-hub 0.32's get_config leaves it out.
+    return models.EfficientNetBackbone(
+        stackwise_kernel_sizes=[3, 3], stackwise_num_repeats=[1, 1], stackwise_input_filters=[8, 8],
+        stackwise_output_filters=[8, 16], stackwise_expansion_ratios=[1, 2], stackwise_squeeze_and_excite_ratios=[0.0, 0.25],
+        stackwise_strides=[1, 2], stackwise_block_types=["fused", "v1"], stackwise_force_input_filters=[0, 0],
+        stackwise_nores_option=[False, False], stackwise_width_coefficients=[1.0, 1.0],
+        stackwise_depth_coefficients=[1.0, 1.0],
+    )
+
+
 def tiny_resnet_unet(**kwargs):
     return BackboneUNet(tiny_resnet(), **{**TINY_DECODER, **kwargs})
 
@@ -155,6 +180,25 @@ def test_outputs_heads_and_levels():
         BackboneUNet(keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(2, 3)]))
     with pytest.raises(UserInputError, match="encoder_weights applies to the built-in 'vgg16'"):
         BackboneUNet(tiny_resnet(), encoder_weights="imagenet", **TINY_DECODER)
+
+
+@pytest.mark.parametrize(
+    "family, levels",
+    [
+        ("resnet", ("P2", "P3", "P4", "P5")),
+        ("densenet", ("P2", "P3", "P4", "P5")),
+        ("cspnet", ("P2", "P3", "P4")),
+        ("efficientnet", ("P1", "P2")),
+    ],
+)
+def test_keras_hub_feature_pyramid_backbones_train_and_round_trip(family, levels, photos_64, tmp_path):
+    backbone = tiny_keras_hub_backbone(family)
+    generator = BackboneUNet(backbone, decoder_filters=(8,) * (len(levels) - 1), bottleneck_filters=8)
+    assert generator.levels == levels
+    assert generator.count_params() > backbone.count_params()
+    colorizer = Colorizer(generator, image_size=64)
+    run_colorizer_test(colorizer, photos_64[:4], loss="ab_classification")
+    run_model_saving_test(colorizer, photos_64[:2], tmp_path / f"{family}.keras")
 
 
 def test_freezing_keeps_batch_norm_frozen_and_lora_trains_adapters():

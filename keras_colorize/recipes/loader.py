@@ -118,7 +118,7 @@ class Recipe(dict):
         Examples:
             >>> from keras_colorize.recipes import load_recipe
             >>> load_recipe("quickstart").get_path("colorizer.image_size")
-            128
+            256
         """
         node = self
         for part in dotted.split("."):
