@@ -210,7 +210,7 @@ def test_base_of_builtin_and_no_chains(tmp_path, monkeypatch):
     write(tmp_path, "mine.yaml", "base: quickstart\ntrain:\n  epochs: 1\n")
     recipe = load_recipe("mine.yaml")
     assert recipe["model"] == {"name": "BackboneUNet", "preset": "backbone_unet_vgg16"}
-    assert recipe["colorizer"]["image_size"] == 128
+    assert recipe["colorizer"]["image_size"] == 256
     assert recipe["train"]["epochs"] == 1
     write(tmp_path, "chain.yaml", "base: mine.yaml\n")
     message = error_of("chain.yaml")
