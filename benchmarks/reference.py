@@ -1,16 +1,19 @@
 """Plain-PyTorch reference of the zoo's UNetV1, PatchGAN and adversarial steps.
 
 This is what a user of the original PyTorch pix2pix-style code would run: eager
-PyTorch, float32, the default number of threads. The networks are layer for
-layer those of `keras_colorize.models.UNetV1` and `PatchGANDiscriminator`
-(Keras 'same' padding reproduced exactly, BatchNorm with Keras's epsilon 1e-3
-and momentum 0.99, LeakyReLU 0.2, dropout, skip concatenations, tanh head), and
-the steps are those of `GANTrainer` (discriminator BCE with one-sided label
-smoothing 0.9, generator BCE + 100 x L1, Adam 2e-4 / beta_1 0.5 for both, the
-generator run twice per batch in training mode) and `WGANGPTrainer` (critic
-loss with gradient penalty 10 at random interpolates, generator step on every
-5th batch: -0.1 x critic score + L2). The input is an sRGB batch; L*a*b* is
-computed in PyTorch with the same formula as `keras_colorize.color`.
+PyTorch, float32, the default number of threads, the steps written the natural
+way. The networks are layer for layer those of `keras_colorize.models.UNetV1`
+and `PatchGANDiscriminator` (Keras 'same' padding reproduced exactly, BatchNorm
+with Keras's epsilon 1e-3 and momentum 0.99, LeakyReLU 0.2, dropout, skip
+concatenations, tanh head). The GAN step is pix2pix's `optimize_parameters`:
+the generator runs once per batch; the discriminator steps on the detached fake
+and the real pair (BCE, one-sided label smoothing 0.9); the generator's loss
+(BCE + 100 x L1) reuses the same fake with the discriminator's gradients off;
+Adam 2e-4 / beta_1 0.5 for both. The WGAN-GP step runs the generator once per
+batch too (without autograd on critic-only batches): critic loss with gradient
+penalty 10 at random interpolates, and on every 5th batch the generator step
+(-0.1 x critic score + L2) through the same fake. The input is an sRGB batch;
+L*a*b* is computed in PyTorch with the same formula as `keras_colorize.color`.
 
 `load_keras_weights` copies a Keras model's weights into the reference, so
 both give the same outputs (tests/test_benchmarks.py checks it).
@@ -223,8 +226,14 @@ def _adam(module):
     return torch.optim.Adam(module.parameters(), lr=2e-4, betas=(0.5, 0.999), eps=1e-7)
 
 
+def _set_requires_grad(module, flag):
+    for parameter in module.parameters():
+        parameter.requires_grad_(flag)
+
+
 class GANStep:
-    """The `GANTrainer` step: discriminator BCE (real label 0.9), then generator BCE + 100 x L1."""
+    """The pix2pix step: one generator forward; discriminator BCE (real label 0.9) on the
+    detached fake and the real pair; then generator BCE + 100 x L1 through the same fake."""
 
     def __init__(self, generator, discriminator, lambda_adv=1.0, lambda_rec=100.0, real_label=0.9):
         self.generator, self.discriminator = generator.train(), discriminator.train()
@@ -234,16 +243,17 @@ class GANStep:
     def __call__(self, images):
         """One step on sRGB in [0, 1], float32, (N, 3, H, W); returns the losses as floats."""
         l_norm, ab_real = rgb_to_model_inputs(images)
-        with torch.no_grad():
-            ab_fake = self.generator(l_norm)
+        ab_fake = self.generator(l_norm)
+
+        _set_requires_grad(self.discriminator, True)
+        fake_logits = self.discriminator(torch.cat([l_norm, ab_fake.detach()], dim=1))
         real_logits = self.discriminator(torch.cat([l_norm, ab_real], dim=1))
-        fake_logits = self.discriminator(torch.cat([l_norm, ab_fake], dim=1))
         d_loss = 0.5 * (_bce(real_logits, self.real_label) + _bce(fake_logits, 0.0))
         self.d_optimizer.zero_grad(set_to_none=True)
         d_loss.backward()
         self.d_optimizer.step()
 
-        ab_fake = self.generator(l_norm)
+        _set_requires_grad(self.discriminator, False)
         g_adv = _bce(self.discriminator(torch.cat([l_norm, ab_fake], dim=1)), 1.0)
         g_rec = torch.mean(torch.abs(ab_real - ab_fake))
         g_total = self.lambda_adv * g_adv + self.lambda_rec * g_rec
@@ -254,7 +264,8 @@ class GANStep:
 
 
 class WGANGPStep:
-    """The `WGANGPTrainer` step: critic with gradient penalty; generator on every `n_critic`-th batch."""
+    """The WGAN-GP step: one generator forward per batch; the critic with gradient penalty on
+    its detached output; on every `n_critic`-th batch the generator step through the same fake."""
 
     def __init__(self, generator, critic, lambda_adv=0.1, lambda_rec=1.0, gp_weight=10.0, n_critic=5):
         self.generator, self.critic = generator.train(), critic.train()
@@ -264,14 +275,19 @@ class WGANGPStep:
 
     def __call__(self, images):
         """One step on sRGB in [0, 1], float32, (N, 3, H, W); returns the losses as floats."""
+        self.iterations += 1
+        generator_step = self.iterations % self.n_critic == 0
         l_norm, ab_real = rgb_to_model_inputs(images)
-        with torch.no_grad():
+        with torch.set_grad_enabled(generator_step):
             ab_fake = self.generator(l_norm)
+        fake = ab_fake.detach()
+
+        _set_requires_grad(self.critic, True)
         alpha = torch.rand(images.shape[0], 1, 1, 1)
         real_scores = self.critic(torch.cat([l_norm, ab_real], dim=1))
-        fake_scores = self.critic(torch.cat([l_norm, ab_fake], dim=1))
+        fake_scores = self.critic(torch.cat([l_norm, fake], dim=1))
         critic_loss = fake_scores.mean() - real_scores.mean()
-        interpolates = (alpha * ab_real + (1.0 - alpha) * ab_fake).requires_grad_(True)
+        interpolates = (alpha * ab_real + (1.0 - alpha) * fake).requires_grad_(True)
         scores = self.critic(torch.cat([l_norm, interpolates], dim=1))
         (grads,) = torch.autograd.grad(scores.sum(), interpolates, create_graph=True)
         norms = torch.sqrt(grads.square().sum(dim=(1, 2, 3)) + 1e-12)
@@ -280,10 +296,9 @@ class WGANGPStep:
         self.c_optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.c_optimizer.step()
-        self.iterations += 1
         logs = {"critic_loss": critic_loss.item(), "gp": gp.item()}
-        if self.iterations % self.n_critic == 0:
-            ab_fake = self.generator(l_norm)
+        if generator_step:
+            _set_requires_grad(self.critic, False)
             g_adv = -self.critic(torch.cat([l_norm, ab_fake], dim=1)).mean()
             g_rec = torch.mean((ab_real - ab_fake) ** 2)
             g_total = self.lambda_adv * g_adv + self.lambda_rec * g_rec

@@ -302,12 +302,19 @@ class AdversarialTrainer(keras.Model):
         Returns:
             `(loss, aux)`: the objective's unscaled loss and its aux.
         """
-        optimizer = self.generator_optimizer if role == "generator" else self.discriminator_optimizer
+        (_, (loss, aux)), grads = gradients.value_and_gradients(self._scaled(role, objective), variables)
+        self._apply_scaled_gradients(role, grads, variables)
+        return loss, aux
+
+    def _scaled(self, role, objective):
+        """`objective` (returning `(loss, aux)`) as the loss that is differentiated:
+        divided by the replicas in sync and multiplied by the role's loss scale; the
+        unscaled `(loss, aux)` becomes its aux."""
         scales = self._loss_scale_variables(role)
         replicas = gradients.replicas_in_sync()
 
-        def scaled_objective():
-            loss, aux = objective()
+        def scaled_objective(*args):
+            loss, aux = objective(*args)
             value = ops.cast(loss, "float32")
             if replicas > 1:
                 value = value / replicas
@@ -315,10 +322,15 @@ class AdversarialTrainer(keras.Model):
                 value = value * scales[0]
             return value, (loss, aux)
 
-        (_, (loss, aux)), grads = gradients.value_and_gradients(scaled_objective, variables)
+        return scaled_objective
+
+    def _apply_scaled_gradients(self, role, grads, variables):
+        """Apply gradients of a `_scaled` objective with the role's optimizer (see `optimizer_update`)."""
+        optimizer = self.generator_optimizer if role == "generator" else self.discriminator_optimizer
+        scales = self._loss_scale_variables(role)
         if scales is None:
             optimizer.apply(grads, variables)
-            return loss, aux
+            return
         scale_variable, good_steps_variable = scales
         scale = ops.convert_to_tensor(scale_variable)
         good_steps = ops.convert_to_tensor(good_steps_variable)
@@ -330,7 +342,6 @@ class AdversarialTrainer(keras.Model):
         new_good_steps = ops.where(ops.logical_and(finite, ops.logical_not(grow)), good_steps + 1.0, 0.0)
         scale_variable.assign(new_scale)
         good_steps_variable.assign(new_good_steps)
-        return loss, aux
 
     def get_compile_config(self):
         if not getattr(self, "compiled", False) or not hasattr(self, "_optimizer_config"):
@@ -397,6 +408,23 @@ class AdversarialTrainer(keras.Model):
         """Run the generator: model-space L -> (ab, class logits or None)."""
         return _split_outputs(self.generator(l_norm, training=training))
 
+    def generator_forward(self, l_norm):
+        """The generator's one forward pass of a training batch, kept for its update.
+
+        Args:
+            l_norm: model-space L in [-1, 1], (N, H, W, 1).
+
+        Returns:
+            `(outputs, pullback)` (`gradients.forward_with_pullback`): outputs are
+            `(ab,)`, or `(ab, class logits)` with an active class branch.
+        """
+
+        def forward():
+            ab, logits = self.generate(l_norm, training=True)
+            return (ab, logits) if self.uses_class_branch else (ab,)
+
+        return gradients.forward_with_pullback(forward, self.generator.trainable_variables)
+
     def class_targets(self, l_norm, labels):
         """Integer labels or teacher probabilities for the class term, per `class_target`."""
         if self.class_target == "teacher":
@@ -442,7 +470,7 @@ class AdversarialTrainer(keras.Model):
         return value
 
     def generator_objective(self, l_norm, ab_real, targets, adversarial_loss):
-        """The generator's total loss and its terms, for `value_and_gradients`.
+        """The generator's total loss and its terms, as a function of its outputs.
 
         Args:
             l_norm: model-space L in [-1, 1], (N, H, W, 1).
@@ -451,11 +479,12 @@ class AdversarialTrainer(keras.Model):
             adversarial_loss: callable. Adversary scores of the fakes -> loss.
 
         Returns:
-            A callable for `gradients.value_and_gradients`.
+            A callable `(ab_fake, [class logits]) -> (total, terms)` for
+            `gradients.value_and_tensor_gradients`; the adversary scores the fakes
+            in training mode (as it was just updated, pix2pix's order).
         """
 
-        def objective():
-            ab_fake, logits = self.generate(l_norm, training=True)
+        def objective(ab_fake, logits=None):
             scores = self.adversary(ops.concatenate([l_norm, ab_fake], axis=-1), training=True)
             g_adv = adversarial_loss(scores)
             g_rec = self.reconstruction_term(ab_real, ab_fake)
@@ -475,13 +504,18 @@ class AdversarialTrainer(keras.Model):
 
         return objective
 
-    def update_generator(self, l_norm, ab_real, targets, adversarial_loss):
-        """One generator update; returns its total loss and terms."""
-        total, terms = self.optimizer_update(
-            "generator",
-            self.generator_objective(l_norm, ab_real, targets, adversarial_loss),
-            self.generator.trainable_variables,
-        )
+    def update_generator(self, forward, l_norm, ab_real, targets, adversarial_loss):
+        """One generator update through the batch's forward pass; returns its total loss and terms.
+
+        Args:
+            forward: `(outputs, pullback)` of `generator_forward` for this batch.
+            l_norm, ab_real, targets, adversarial_loss: as `generator_objective`.
+        """
+        outputs, pullback = forward
+        objective = self._scaled("generator", self.generator_objective(l_norm, ab_real, targets, adversarial_loss))
+        (_, (total, terms)), cotangents = gradients.value_and_tensor_gradients(objective, outputs)
+        variables = self.generator.trainable_variables
+        self._apply_scaled_gradients("generator", pullback(cotangents), variables)
         return dict(terms, g_total=total)
 
     def predict_rgb(self, images, batch_size=32):
@@ -556,9 +590,14 @@ class GANTrainer(AdversarialTrainer):
     G(L)) + lambda_perceptual * LPIPS + lambda_class * class loss`. The class term needs a generator returning
     `{"ab", "class_logits"}`: cross-entropy with integer labels (`fit(images,
     labels)`), or the KL divergence to a frozen `teacher` classifier's predicted
-    distribution on the gray image (no labels needed). The generator runs twice
-    per batch (for the discriminator step, then for its own), both in training
-    mode.
+    distribution on the gray image (no labels needed).
+
+    The order of a step is pix2pix's: the generator runs once, in training mode
+    (one dropout mask, one BatchNorm update); the discriminator scores the fake
+    (its gradient stopped), then the real pairs, and takes its step; the generator
+    loss is computed with the updated discriminator (in training mode) on the same
+    fake, and its gradient flows back through that one forward pass
+    (`gradients.forward_with_pullback`).
 
     Logs: `loss` (discriminator loss + generator total loss, the value that
     `TerminateOnNonFinite` watches), `d_loss`, `g_adv`, `g_rec`, `g_perceptual`
@@ -660,20 +699,20 @@ class GANTrainer(AdversarialTrainer):
 
         l_norm, ab_real = rgb_to_model_inputs(images, "channels_last")
         targets = self.class_targets(l_norm, labels) if self.uses_class_branch else None
+        forward = self.generator_forward(l_norm)
         real_pairs = ops.concatenate([l_norm, ab_real], axis=-1)
-        ab_fake = ops.stop_gradient(self.generate(l_norm, training=True)[0])
-        fake_pairs = ops.concatenate([l_norm, ab_fake], axis=-1)
+        fake_pairs = ops.concatenate([l_norm, ops.stop_gradient(forward[0][0])], axis=-1)
 
         def discriminator_objective():
-            real_logits = self.discriminator(real_pairs, training=True)
             fake_logits = self.discriminator(fake_pairs, training=True)
+            real_logits = self.discriminator(real_pairs, training=True)
             return discriminator_bce_loss(real_logits, fake_logits, real_label=self.real_label), None
 
         d_loss, _ = self.optimizer_update(
             "discriminator", discriminator_objective, self.discriminator.trainable_variables
         )
 
-        terms = self.update_generator(l_norm, ab_real, targets, generator_bce_loss)
+        terms = self.update_generator(forward, l_norm, ab_real, targets, generator_bce_loss)
         self._trackers["loss"].update_state(d_loss + terms["g_total"])
         self._trackers["d_loss"].update_state(d_loss)
         for name in ("g_adv", "g_rec", "g_perceptual", "g_class", "class_accuracy"):
@@ -703,7 +742,10 @@ class WGANGPTrainer(AdversarialTrainer):
     `n_critic`-th batch (batches n_critic, 2 n_critic, ... counted by
     `trainer.optimizer.iterations`), minimising `-lambda_adv * mean(C(L, G(L))) +
     lambda_rec * reconstruction + lambda_perceptual * LPIPS + lambda_class * class
-    loss`. The choice is a
+    loss`. The generator runs once per batch, in training mode: the critic scores
+    that output with its gradient stopped and, on a generator batch, the
+    generator's loss (with the critic just updated) is pulled back through the
+    same forward pass. The choice is a
     conditional inside the compiled step (`gradients.cond_update`); on JAX, `fit()`
     instead compiles two steps and picks one per batch
     (`gradients.periodic_train_function`). Either way the generator optimizer's
@@ -837,7 +879,13 @@ class WGANGPTrainer(AdversarialTrainer):
 
         l_norm, ab_real = rgb_to_model_inputs(images, "channels_last")
         targets = self.class_targets(l_norm, labels) if self.uses_class_branch else None
-        ab_fake = ops.stop_gradient(self.generate(l_norm, training=True)[0])
+        turn = self._generator_turn()
+        if turn is False:  # a critic-only batch, known here: nothing to differentiate later
+            forward = None
+            ab_fake = ops.stop_gradient(self.generate(l_norm, training=True)[0])
+        else:
+            forward = self.generator_forward(l_norm)
+            ab_fake = ops.stop_gradient(forward[0][0])
         alpha = keras.random.uniform((ops.shape(images)[0], 1, 1, 1), seed=self.seed_generator)
 
         def critic_objective():
@@ -859,11 +907,11 @@ class WGANGPTrainer(AdversarialTrainer):
 
         names = ["g_total", "g_adv", "g_rec"] + (["g_perceptual"] if self.perceptual is not None else [])
         names += ["g_class", "class_accuracy"] if self.uses_class_branch else []
-        if self.n_critic == 1 or self.periodic_turn is True:  # a generator step on this batch: no condition
-            terms = self.update_generator(l_norm, ab_real, targets, wasserstein_generator_loss)
+        if turn is True:  # a generator step on this batch: no condition
+            terms = self.update_generator(forward, l_norm, ab_real, targets, wasserstein_generator_loss)
             terms = {name: ops.cast(terms[name], "float32") for name in names}
             is_generator_step = ops.ones((), "bool")
-        elif self.periodic_turn is False:  # the critic-only step compiled on JAX
+        elif turn is False:
             terms = {name: ops.zeros((), "float32") for name in names}
             is_generator_step = ops.zeros((), "bool")
         else:
@@ -877,7 +925,7 @@ class WGANGPTrainer(AdversarialTrainer):
             is_generator_step = ops.equal(batch % self.n_critic, 0)
             terms = gradients.cond_update(
                 is_generator_step,
-                lambda: self.update_generator(l_norm, ab_real, targets, wasserstein_generator_loss),
+                lambda: self.update_generator(forward, l_norm, ab_real, targets, wasserstein_generator_loss),
                 names,
             )
         weight = ops.cast(is_generator_step, "float32")
@@ -886,6 +934,24 @@ class WGANGPTrainer(AdversarialTrainer):
         self._trackers["gp"].update_state(gp)
         for name in names[1:]:
             self._trackers[name].update_state(terms[name], sample_weight=weight)
+
+    def _generator_turn(self):
+        """Whether this batch takes a generator step, when known outside the compiled step.
+
+        True or False: `n_critic` 1, the two steps JAX compiles
+        (`periodic_turn`), or an eager PyTorch step (the batch count is read on
+        the host); None: decided inside the compiled step (TensorFlow).
+        """
+        if self.n_critic == 1:
+            return True
+        if self.periodic_turn is not None:
+            return self.periodic_turn
+        if keras.backend.backend() == "torch":
+            import torch
+
+            if not torch.compiler.is_compiling():
+                return (int(self.optimizer.iterations) + 1) % self.n_critic == 0
+        return None
 
     def make_train_function(self, force=False):
         """Keras's train function; on JAX with `n_critic > 1`, two compiled steps chosen per batch.

@@ -13,6 +13,15 @@ backend; a `train_step` written over `keras.ops` calls these functions:
 - `input_gradients(fn, x)`: the gradient of `sum(fn(x))` with respect to a
   tensor `x`, itself differentiable (second-order gradients, as the WGAN-GP
   gradient penalty needs).
+- `forward_with_pullback(fn, variables)`: runs a network once and returns its
+  outputs with a pullback that maps the gradients of a later loss with respect
+  to those outputs to gradients with respect to the variables (TensorFlow: the
+  tape of the forward; PyTorch: its autograd graph; JAX: `jax.vjp`). The
+  adversarial trainers run the generator once per batch with it: the adversary's
+  step takes the outputs with the gradient stopped, the generator's step pulls
+  its loss back through the same forward.
+- `value_and_tensor_gradients(fn, tensors)`: a scalar loss of some tensors and
+  its (first-order) gradients with respect to them.
 - `run_stateful_step(model, state, step_fn)`: runs a step that reads and assigns
   variables; on JAX it turns the stateless `(state, data)` call of `fit()` into
   such a step and returns the new state.
@@ -119,6 +128,50 @@ def _jax_input_gradients(fn, x):
     grads, updates = jax.grad(pure, has_aux=True)(x)
     _write_back(updates, scopes[-1].assigned)
     return grads
+
+
+def _jax_forward_with_pullback(fn, variables):
+    import jax
+
+    base = _current_mapping()
+    keys = [id(v) for v in variables]
+    values = [base.get(id(v), v.value) for v in variables]
+    scopes = []
+
+    def pure(values):
+        scope = _RecordingScope(base)
+        scope.state_mapping.update(zip(keys, values))
+        scopes.append(scope)
+        with scope:
+            outputs = tuple(fn())
+        updates = {key: scope.state_mapping[key] for key in scope.assigned if key not in keys}
+        return outputs, updates
+
+    outputs, vjp, updates = jax.vjp(pure, values, has_aux=True)
+    _write_back(updates, scopes[-1].assigned)
+
+    def pullback(cotangents):
+        return list(vjp(tuple(cotangents))[0])
+
+    return outputs, pullback
+
+
+def _jax_value_and_tensor_gradients(fn, tensors):
+    import jax
+
+    base = _current_mapping()
+    scopes = []
+
+    def pure(tensors):
+        scope = _RecordingScope(base)
+        scopes.append(scope)
+        with scope:
+            loss, aux = fn(*tensors)
+        return loss, (aux, {key: scope.state_mapping[key] for key in scope.assigned})
+
+    (loss, (aux, updates)), grads = jax.value_and_grad(pure, has_aux=True)(tuple(tensors))
+    _write_back(updates, scopes[-1].assigned)
+    return (loss, aux), list(grads)
 
 
 def _jax_cond_update(pred, fn, output_names):
@@ -275,6 +328,102 @@ def input_gradients(fn, x):
         y = fn(x).sum()
         (grad,) = torch.autograd.grad(y, x, create_graph=True, allow_unused=True)
         return torch.zeros_like(x) if grad is None else grad
+    raise NotImplementedError(f"no gradient implementation for the {backend!r} backend")
+
+
+def forward_with_pullback(fn, variables):
+    """Run `fn` once, keeping what is needed to differentiate its outputs later.
+
+    Variable updates made inside `fn` (BatchNorm moving statistics, seed
+    generators) are kept on every backend, once.
+
+    Args:
+        fn: callable. Takes no argument and returns a tuple of tensors, reading
+            the variables through Keras layers.
+        variables: list of keras.Variable. The variables to differentiate for.
+
+    Returns:
+        `(outputs, pullback)`: `fn`'s outputs, and a function that takes one
+        cotangent per output (the gradient of a scalar loss with respect to that
+        output, of its shape) and returns the loss's gradients with respect to
+        `variables`, in order (zeros for a variable the outputs do not depend
+        on). Call `pullback` at most once.
+
+    Examples:
+        >>> import keras
+        >>> from keras import ops
+        >>> from keras_colorize.training.gradients import forward_with_pullback
+        >>> w = keras.Variable(3.0)
+        >>> (y,), pullback = forward_with_pullback(lambda: (w * w,), [w])
+        >>> (grad,) = pullback((ops.ones(()),))
+        >>> float(y), float(grad)
+        (9.0, 6.0)
+    """
+    variables = list(variables)
+    backend = _backend()
+    if backend == "jax":
+        return _jax_forward_with_pullback(fn, variables)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            outputs = tuple(fn())
+
+        def pullback(cotangents):
+            grads = tape.gradient(outputs, variables, output_gradients=list(cotangents))
+            return [_zeros_for(v) if g is None else g for v, g in zip(variables, grads)]
+
+        return outputs, pullback
+    if backend == "torch":
+        import torch
+
+        outputs = tuple(fn())
+
+        def pullback(cotangents):
+            grads = torch.autograd.grad(
+                outputs, [v.value for v in variables], grad_outputs=list(cotangents), allow_unused=True
+            )
+            return [_zeros_for(v) if g is None else g for v, g in zip(variables, grads)]
+
+        return outputs, pullback
+    raise NotImplementedError(f"no gradient implementation for the {backend!r} backend")
+
+
+def value_and_tensor_gradients(fn, tensors):
+    """Evaluate `fn(*tensors)` and the gradients of its loss with respect to `tensors`.
+
+    The gradients are first order (not themselves differentiable): the
+    cotangents that `forward_with_pullback`'s pullback takes.
+
+    Args:
+        fn: callable. Takes the tensors and returns `(loss, aux)`: a scalar loss
+            and any structure of tensors returned alongside (or None).
+        tensors: sequence of tensors.
+
+    Returns:
+        `((loss, aux), gradients)`, one gradient per tensor, in order (zeros for
+        a tensor the loss does not depend on).
+    """
+    tensors = tuple(ops.convert_to_tensor(t) for t in tensors)
+    backend = _backend()
+    if backend == "jax":
+        return _jax_value_and_tensor_gradients(fn, tensors)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(tensors)
+            loss, aux = fn(*tensors)
+        grads = tape.gradient(loss, list(tensors), unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return (loss, aux), grads
+    if backend == "torch":
+        import torch
+
+        leaves = tuple(t.detach().requires_grad_(True) for t in tensors)
+        loss, aux = fn(*leaves)
+        grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+        grads = [torch.zeros_like(t) if g is None else g for t, g in zip(leaves, grads)]
+        return (loss, aux), grads
     raise NotImplementedError(f"no gradient implementation for the {backend!r} backend")
 
 
