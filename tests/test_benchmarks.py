@@ -81,3 +81,17 @@ def test_patchgan_outputs_match_with_converted_weights(photos_64, normalization)
         actual = _nhwc(converted(_to_torch(pairs)))
     assert actual.shape == expected.shape == (2, 6, 6, 1)
     np.testing.assert_allclose(actual, expected, atol=1e-4)
+
+
+def test_gpu_benchmark_peak_lookup_and_model_flops_arithmetic():
+    from benchmarks import gpu
+
+    assert gpu.peak_tflops_for("NVIDIA H100 80GB HBM3") == 989.0
+    assert gpu.peak_tflops_for("NVIDIA H100 PCIe") == 756.0
+    assert gpu.peak_tflops_for("NVIDIA A100-SXM4-40GB") == 312.0
+    assert gpu.peak_tflops_for("cpu") is None
+    flops = {"generator": 2e9, "discriminator": 1e9}
+    train = {"benchmark": "gpu_train_step", "images_per_s": 100.0}
+    assert gpu.achieved(train, flops, 989.0) == (1.4, round(1.4 / 989.0, 4))  # (3 x 2 + 8 x 1) GFLOP x 100 / s
+    forward = {"benchmark": "gpu_generator_forward", "images_per_s": 500.0}
+    assert gpu.achieved(forward, flops, None) == (1.0, None)
