@@ -509,7 +509,10 @@ class AdversarialTrainer(keras.Model):
 
         Args:
             forward: `(outputs, pullback)` of `generator_forward` for this batch.
-            l_norm, ab_real, targets, adversarial_loss: as `generator_objective`.
+            l_norm: model-space L in [-1, 1], (N, H, W, 1).
+            ab_real: model-space ab in [-1, 1], (N, H, W, 2).
+            targets: class targets or None.
+            adversarial_loss: callable. Adversary scores of the fakes -> loss.
         """
         outputs, pullback = forward
         objective = self._scaled("generator", self.generator_objective(l_norm, ab_real, targets, adversarial_loss))
