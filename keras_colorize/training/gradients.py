@@ -89,9 +89,15 @@ def _write_back(updates, variables):
         variables[key].assign(value)
 
 
-def _jax_value_and_gradients(fn, variables):
-    import jax
+def _jax_pure(fn, variables):
+    """`fn` as a pure function of the variables' values, for JAX's transformations.
 
+    Returns:
+        `(pure, values, scopes)`: `pure(values)` runs `fn` in a recording scope
+        and returns `(fn's result, updates)`, the new values (id -> value) of the
+        other variables `fn` assigned; `values` are the variables' current values;
+        `scopes[-1].assigned` maps the assigned ids to their variables.
+    """
     base = _current_mapping()
     keys = [id(v) for v in variables]
     values = [base.get(id(v), v.value) for v in variables]
@@ -102,11 +108,23 @@ def _jax_value_and_gradients(fn, variables):
         scope.state_mapping.update(zip(keys, values))
         scopes.append(scope)
         with scope:
-            loss, aux = fn()
+            result = fn()
         updates = {key: scope.state_mapping[key] for key in scope.assigned if key not in keys}
+        return result, updates
+
+    return pure, values, scopes
+
+
+def _jax_value_and_gradients(fn, variables):
+    import jax
+
+    pure, values, scopes = _jax_pure(fn, variables)
+
+    def loss_of(values):
+        (loss, aux), updates = pure(values)
         return loss, (aux, updates)
 
-    (loss, (aux, updates)), grads = jax.value_and_grad(pure, has_aux=True)(values)
+    (loss, (aux, updates)), grads = jax.value_and_grad(loss_of, has_aux=True)(values)
     _write_back(updates, scopes[-1].assigned)
     return (loss, aux), list(grads)
 
@@ -133,20 +151,7 @@ def _jax_input_gradients(fn, x):
 def _jax_forward_with_pullback(fn, variables):
     import jax
 
-    base = _current_mapping()
-    keys = [id(v) for v in variables]
-    values = [base.get(id(v), v.value) for v in variables]
-    scopes = []
-
-    def pure(values):
-        scope = _RecordingScope(base)
-        scope.state_mapping.update(zip(keys, values))
-        scopes.append(scope)
-        with scope:
-            outputs = tuple(fn())
-        updates = {key: scope.state_mapping[key] for key in scope.assigned if key not in keys}
-        return outputs, updates
-
+    pure, values, scopes = _jax_pure(lambda: tuple(fn()), variables)
     outputs, vjp, updates = jax.vjp(pure, values, has_aux=True)
     _write_back(updates, scopes[-1].assigned)
 
