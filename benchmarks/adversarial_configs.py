@@ -75,11 +75,11 @@ def main(argv=None):
 
     import keras
 
-    from keras_colorize.colorizer import load_colorizer
+    from keras_colorize.loading import load_colorizer
     from keras_colorize.data import ImageFolder
     from keras_colorize.evaluation import evaluate_colorizer
     from keras_colorize.recipes import load_recipe
-    from keras_colorize.training.run import run_training
+    from keras_colorize.training.runner import run_training
 
     output = Path(args.output)
     if args.photos:

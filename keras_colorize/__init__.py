@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Colorizer": "keras_colorize.colorizer",
     "gray_baseline": "keras_colorize.colorizer",
-    "load_colorizer": "keras_colorize.colorizer",
+    "load_colorizer": "keras_colorize.loading",
     "list_models": "keras_colorize.models",
     "get_model": "keras_colorize.models",
     "UNetV1": "keras_colorize.models",
@@ -31,14 +31,38 @@ _EXPORTS = {
     "load_image": "keras_colorize.data",
     "sample_photos": "keras_colorize.data",
     "default_metrics": "keras_colorize.metrics",
+    "load_checkpoint": "keras_colorize.loading",
+    "ChromaGANGenerator": "keras_colorize.models",
+    "PatchGANDiscriminator": "keras_colorize.models",
+    "BackboneUNet": "keras_colorize.models",
+    "GANTrainer": "keras_colorize.training",
+    "WGANGPTrainer": "keras_colorize.training",
+    "run_training": "keras_colorize.training",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+# Subpackages, imported on first access (`keras_colorize.models.UNetV1` works
+# without importing `keras_colorize.models` first).
+SUBPACKAGES = (
+    "color",
+    "data",
+    "evaluation",
+    "export",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "recipes",
+    "training",
+)
+
+__all__ = sorted(_EXPORTS) + sorted(SUBPACKAGES) + ["__version__"]
 
 
 def __getattr__(name):
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in SUBPACKAGES:
+        return importlib.import_module(f"keras_colorize.{name}")
     raise AttributeError(f"module 'keras_colorize' has no attribute {name!r}")
 
 

@@ -72,7 +72,7 @@ def check_output(path, overwrite):
     """
     path = Path(path)
     if not overwrite and (path.exists() or path.is_symlink()):
-        raise UserInputError(f"{path}: already exists; pass --force (overwrite=True) to replace it")
+        raise UserInputError(f"{path}: already exists; pass --overwrite (overwrite=True) to replace it")
 
 
 @contextlib.contextmanager

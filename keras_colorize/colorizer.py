@@ -9,7 +9,7 @@ from keras import ops
 from keras_colorize.color import model_outputs_to_rgb, normalize_l, rgb_to_lightness, rgb_to_model_inputs
 from keras_colorize.errors import UserInputError
 from keras_colorize.losses.colorization import ColorizationLoss, get_colorization_loss
-from keras_colorize.serialization import register
+from keras_colorize.serialization import import_config_modules, register
 from keras_colorize.training.optimizers import get_optimizer
 
 # Rows converted at a time when recombining a full-resolution photo (bounds memory).
@@ -333,11 +333,11 @@ class Colorizer(keras.Model):
             >>> colorizer = Colorizer.from_preset("backbone_unet_vgg16")  # doctest: +SKIP
             >>> colorized = colorizer.colorize(load_image("photo.jpg"))  # doctest: +SKIP
         """
-        import keras_colorize.models  # noqa: F401  (registers the zoo)
         from keras_colorize.presets import WEIGHTS_FILE, read_preset, read_weights, resolve_preset
 
         folder = resolve_preset(preset)
         config, metadata = read_preset(folder)
+        import_config_modules(config)  # registers the zoo classes the preset names
         try:
             colorizer = keras.saving.deserialize_keras_object(config)
         except (TypeError, ValueError) as error:
@@ -439,59 +439,3 @@ class Colorizer(keras.Model):
         config = dict(config)
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         return cls(**config)
-
-
-def load_checkpoint(path):
-    """Load any keras-colorize `.keras` checkpoint (a Colorizer or a trainer), compiled.
-
-    Args:
-        path: str or Path. The `.keras` file.
-
-    Returns:
-        The saved `keras.Model`, with its optimizer state.
-
-    Raises:
-        UserInputError: the file is missing or cannot be loaded (one line).
-    """
-    import keras_colorize.metrics  # noqa: F401  (registers the metrics of saved compile configs)
-    import keras_colorize.models  # noqa: F401  (registers the zoo)
-    import keras_colorize.training.gan  # noqa: F401  (registers the trainers)
-
-    path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"{path}: checkpoint not found")
-    try:
-        return keras.saving.load_model(path)
-    except Exception as error:  # Keras raises many types for a bad archive
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserInputError(f"{path}: cannot load checkpoint ({first_line})") from None
-
-
-def load_colorizer(path):
-    """Load a Colorizer: a `.keras` checkpoint (or a trainer's generator) or a preset.
-
-    Args:
-        path: str or Path. A `.keras` file holding a `Colorizer`, a `GANTrainer` or a
-            `WGANGPTrainer` (whose generator becomes a Colorizer at the trainer's
-            image size); or a preset, built-in (by name) or a folder
-            (`Colorizer.from_preset`).
-
-    Returns:
-        A `Colorizer`.
-
-    Raises:
-        UserInputError: the file is missing or holds neither a Colorizer nor a trainer.
-    """
-    from keras_colorize.presets import is_preset
-    from keras_colorize.training.gan import AdversarialTrainer
-
-    if is_preset(path):
-        return Colorizer.from_preset(path)
-    path = Path(path)
-    model = load_checkpoint(path)
-
-    if isinstance(model, AdversarialTrainer):
-        return model.colorizer()
-    if not isinstance(model, Colorizer):
-        raise UserInputError(f"{path}: holds a {type(model).__name__}, not a Colorizer or an adversarial trainer")
-    return model

@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 import yaml
 
-from keras_colorize.colorizer import Colorizer, load_checkpoint, load_colorizer
+from keras_colorize.colorizer import Colorizer
+
+from keras_colorize.loading import load_checkpoint, load_colorizer
 from keras_colorize.data import load_image
 from keras_colorize.recipes import RecipeError, build_datasets, build_trainer, load_recipe
 from keras_colorize.training import GANTrainer, WGANGPTrainer, run_training
@@ -114,13 +116,13 @@ def test_builtin_adversarial_recipes_hold_the_published_settings():
 
 
 BAD_RECIPES = {
-    "a critic as the generator": (
+    "a discriminator as the generator": (
         {"model": {"name": "PatchGANDiscriminator"}},
-        r"model.name: PatchGANDiscriminator is a critic, not a generator",
+        r"model.name: PatchGANDiscriminator is a discriminator, not a generator",
     ),
     "a generator as the discriminator": (
         {"discriminator": {"name": "UNetV2"}},
-        r"discriminator.name: UNetV2 is a generator, not a critic",
+        r"discriminator.name: UNetV2 is a generator, not a discriminator",
     ),
     "a network in the trainer section": (
         {"trainer": {"generator": "UNetV1"}},

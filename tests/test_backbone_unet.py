@@ -233,7 +233,7 @@ def test_colorizer_trains_with_colour_terms_and_round_trips(photos_64, tmp_path)
         other_backend(),
         f"""
         import numpy as np
-        from keras_colorize.colorizer import load_colorizer
+        from keras_colorize.loading import load_colorizer
         model = load_colorizer({str(tmp_path / 'colorizer.keras')!r})
         np.save({str(tmp_path / 'y.npy')!r}, model.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0)["ab"])
         print("ok")
@@ -253,11 +253,8 @@ def test_gan_and_wgan_gp_trainers_take_it(photos_64):
 
     for trainer_class, arguments in ((GANTrainer, {}), (WGANGPTrainer, {"n_critic": 1})):
         generator = tiny_resnet_unet()
-        if trainer_class is GANTrainer:
-            arguments["discriminator"] = PatchGANDiscriminator(filters=(8, 16))
-        else:
-            arguments["critic"] = PatchGANDiscriminator(filters=(8, 16), normalization=None)
-        critic = arguments.get("discriminator", arguments.get("critic"))
+        normalization = "batch" if trainer_class is GANTrainer else None
+        arguments["discriminator"] = critic = PatchGANDiscriminator(filters=(8, 16), normalization=normalization)
         trainer = trainer_class(generator, image_size=64, **arguments)
         trainer.compile(generator_optimizer=keras.optimizers.Adam(1e-3), discriminator_optimizer=keras.optimizers.Adam(1e-3))
         before = [to_numpy(w).copy() for w in generator.trainable_weights + critic.trainable_weights]
@@ -330,7 +327,7 @@ def backbone_recipe(resnet_preset, photo_folder, **train):
 def test_recipe_freezes_then_fine_tunes_the_encoder_and_resumes_across_the_change(
     resnet_preset, photo_folder, lpips_weights_dir, tmp_path, monkeypatch
 ):
-    from keras_colorize.colorizer import load_checkpoint
+    from keras_colorize.loading import load_checkpoint
     from keras_colorize.training import run_training
 
     monkeypatch.setenv("KERAS_COLORIZE_WEIGHTS_DIR", str(lpips_weights_dir))

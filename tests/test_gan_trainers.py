@@ -150,7 +150,7 @@ def test_gan_trainer_fit_updates_both_networks(photos_32, tmp_path):
 
 @pytest.mark.parametrize("trainer_class", [GANTrainer, WGANGPTrainer])
 def test_perceptual_term_through_a_frozen_lpips(trainer_class, photos_32, lpips_weights_dir, tmp_path):
-    from keras_colorize.colorizer import load_checkpoint
+    from keras_colorize.loading import load_checkpoint
     from keras_colorize.metrics import lpips_distance
 
     weights_file = tmp_path / "lpips_alex.npz"
@@ -216,7 +216,7 @@ def test_wgan_gp_trainer_updates_generator_every_n_critic_batches(photos_32):
     trainer.compile(generator_optimizer=adam(), discriminator_optimizer=adam())
     generator_weights = snapshot(trainer.generator.trainable_variables)
     # The Wasserstein loss does not depend on the critic's last bias (it cancels): check the kernels.
-    critic_kernels = [v for v in trainer.critic.trainable_variables if v.path.endswith("kernel")]
+    critic_kernels = [v for v in trainer.discriminator.trainable_variables if v.path.endswith("kernel")]
     critic_weights = snapshot(critic_kernels)
     statistics = moving_statistics(trainer.generator)
     statistics_before = snapshot(statistics)
@@ -257,7 +257,7 @@ def test_wgan_gp_periodic_steps_equal_the_in_graph_condition(photos_32):
         assert int(trainer.generator_optimizer.iterations) == 1  # batch 2 of 3
         periodic = gradients.periodic_train_function(trainer, trainer.n_critic)
         assert (periodic is not None) == (keras.backend.backend() == "jax" and not options)
-        results.append((snapshot(trainer.generator.trainable_variables + trainer.critic.trainable_variables), history.history))
+        results.append((snapshot(trainer.generator.trainable_variables + trainer.discriminator.trainable_variables), history.history))
     (weights_a, history_a), (weights_b, history_b) = results
     for a, b in zip(weights_a, weights_b):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
@@ -287,7 +287,7 @@ def test_wgan_gp_trainer_teacher_kl_without_labels_and_clipping(photos_32):
     assert int(trainer.generator_optimizer.iterations) == 2
     assert not any(changed(teacher_weights, teacher.weights))
     assert not {id(v) for v in teacher.weights} & {id(v) for v in trainer.trainable_variables}
-    for variable in trainer.critic.trainable_variables:
+    for variable in trainer.discriminator.trainable_variables:
         assert np.abs(to_numpy(variable)).max() <= 0.05 + 1e-7
 
 
@@ -301,12 +301,12 @@ def test_gradient_penalty_matches_direct_computation(photos_32):
     penalty = to_numpy(trainer.gradient_penalty_for(real_ab, fake_ab, l_norm, alpha))
 
     interpolates = alpha * real_ab + (1 - alpha) * fake_ab
-    grads = gradient(lambda ab: trainer.critic(ops.concatenate([ops.convert_to_tensor(l_norm), ab], axis=-1)), interpolates)
+    grads = gradient(lambda ab: trainer.discriminator(ops.concatenate([ops.convert_to_tensor(l_norm), ab], axis=-1)), interpolates)
     norms = np.sqrt(np.sum(grads.astype("float64") ** 2, axis=(1, 2, 3)) + 1e-12)
     np.testing.assert_allclose(penalty, np.mean((norms - 1.0) ** 2), rtol=1e-4)
 
     # The penalty is differentiable with respect to the critic's weights (second order).
-    variables = trainer.critic.trainable_variables
+    variables = trainer.discriminator.trainable_variables
     (value, _), grads = value_and_gradients(
         lambda: (trainer.gradient_penalty_for(real_ab, fake_ab, l_norm, alpha), None), variables
     )
@@ -381,3 +381,34 @@ def test_bad_arguments_are_clear_errors():
     trainer = GANTrainer(tiny_unet(), tiny_patchgan())
     with pytest.raises(UserInputError, match="generator_optimizer"):
         trainer.compile(optimizer="adam")
+
+
+def test_one_vocabulary_with_the_old_names_deprecated(tmp_path):
+    """Both trainers take (generator, discriminator); `critic=`, `.critic`, `generate` and the
+    "critic" role still work, with a DeprecationWarning; old checkpoints' "critic" key loads."""
+    import inspect
+
+    from keras_colorize.models import list_models
+
+    for cls in (GANTrainer, WGANGPTrainer):
+        assert list(inspect.signature(cls).parameters)[:2] == ["generator", "discriminator"]
+    critic = tiny_patchgan(None)
+    with pytest.warns(DeprecationWarning, match="critic= is deprecated"):
+        trainer = WGANGPTrainer(tiny_unet(), critic=critic)
+    assert trainer.discriminator is critic
+    with pytest.warns(DeprecationWarning, match="critic is deprecated"):
+        assert trainer.critic is critic
+    with pytest.raises(UserInputError, match="old name"):
+        WGANGPTrainer(tiny_unet(), critic, critic=tiny_patchgan(None))
+    l_norm = np.zeros((1, 32, 32, 1), "float32")
+    with pytest.warns(DeprecationWarning, match="generator_outputs"):
+        ab, logits = trainer.generate(l_norm, training=False)
+    np.testing.assert_array_equal(to_numpy(ab), to_numpy(trainer.generator_outputs(l_norm, training=False)[0]))
+    assert list_models(role="discriminator") == ["PatchGANDiscriminator"]
+    with pytest.warns(DeprecationWarning, match="role 'critic' is deprecated"):
+        assert list_models(role="critic") == ["PatchGANDiscriminator"]
+    config = trainer.get_config()
+    assert "discriminator" in config and "critic" not in config
+    config["critic"] = config.pop("discriminator")  # as written before the rename
+    restored = WGANGPTrainer.from_config(config)
+    assert type(restored.discriminator).__name__ == "PatchGANDiscriminator"

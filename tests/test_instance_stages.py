@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from keras_colorize.colorizer import load_checkpoint
+from keras_colorize.loading import load_checkpoint
 from keras_colorize.recipes import RecipeError, build_instance_colorizer, load_recipe
 from keras_colorize.training import run_training
 from keras_colorize.training.run import RunDirectoryError

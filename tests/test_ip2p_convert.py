@@ -424,9 +424,12 @@ def test_keras_cv_files_convert_at_the_stable_diffusion_size(tmp_path, photos_64
         return np.asarray(network.predict_on_batch(inputs))
 
     np.testing.assert_allclose(ours(components.text_encoder, tokens), expected["text_encoder"], atol=1e-4)
-    # KerasCV's image encoder keeps the scaled mean; its decoder takes scaled latents.
+    # KerasCV's image encoder keeps the scaled mean; its decoder takes scaled latents. The
+    # SD-size VAE stacks some 30 convolutions and group normalizations: float32 sums in
+    # another order (KerasCV's layers against ours, on PyTorch's kernels) differ by up to
+    # 2.4e-4 on values of order 0.3, so the VAE's outputs are compared within 1e-3.
     moments = ours(components.vae_encoder, images)
-    np.testing.assert_allclose(moments[..., :4] * LATENT_SCALE, expected["vae_encoder"], atol=1e-4)
+    np.testing.assert_allclose(moments[..., :4] * LATENT_SCALE, expected["vae_encoder"], atol=1e-3)
     np.testing.assert_allclose(ours(components.vae_decoder, latents / LATENT_SCALE), expected["vae_decoder"], atol=1e-3)
     unet_input = np.concatenate([latents, conditioning], axis=-1)  # the new channels are zero-weighted
     np.testing.assert_allclose(ours(components.unet, [unet_input, timesteps, context]), expected["unet"], atol=1e-3)
@@ -474,3 +477,13 @@ def test_convert_and_colorize_with_a_preset_from_the_command_line(tmp_path, phot
     assert_one_line_error(invoke_cli("colorize", preset / "config.json", photos, "-o", out, "--steps", "2"), "--steps")
     assert_one_line_error(invoke_cli("colorize", "--model", preset, "--saved-model", preset, photos, "-o", out), "--saved-model")
     assert_one_line_error(invoke_cli("colorize", "-o", out), "no INPUTS given")
+
+    # `evaluate` scores the preset like any colorizer (default sampling, seed 0, at --size).
+    report = tmp_path / "report"
+    result = invoke_cli("evaluate", preset, "--data", photos, "--size", "32", "--metrics", "psnr,ab_mse", "-o", report)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((report / "metrics.json").read_text())
+    assert summary["num_images"] == 1  # the gray photo is left out
+    assert summary["models"]["model"]["mode"] == "photo"
+    assert summary["models"]["model"]["generator"] == "DiffusionColorizer"
+    assert summary["metrics"]["model"]["ab_mse"] != summary["metrics"]["gray_baseline"]["ab_mse"]

@@ -9,11 +9,15 @@ compiled step.
 """
 
 import json
+import os
+import subprocess
+import sys
 import warnings
 
 import keras
 import numpy as np
 import pytest
+from keras import ops
 from skimage import color as skcolor
 from skimage.metrics import peak_signal_noise_ratio
 
@@ -29,6 +33,7 @@ from keras_colorize.models.instruct_pix2pix.text import CLIPTextEncoder, CLIPTok
 from keras_colorize.models.instruct_pix2pix.unet import InstructPix2PixUNet
 from keras_colorize.models.instruct_pix2pix.validation import SampledValidation
 from keras_colorize.models.instruct_pix2pix.vae import VAEDecoder, VAEEncoder
+from tests.test_case import REPO_ROOT
 
 SIZE = 16
 MICRO_UNET = dict(widths=(16,), layers_per_block=1, attention_levels=(True,), heads=2, context_dim=16, groups=8)
@@ -253,6 +258,54 @@ def test_joint_loss_learns_both_log_variances(components, photos):
     assert {id(tuner.noise_log_variance), id(tuner.lab_log_variance)} <= {id(v) for v in tuner.trainable_variables}
 
 
+def test_joint_loss_matches_a_direct_computation(components, photos):
+    """Kendall et al.'s weighting of the noise MSE and the L*a*b* MSE of the decoded one-step
+    estimate, computed here from the same draws with NumPy and scikit-image."""
+    tuner = InstructPix2PixFineTuner(components, prompts=PROMPTS, loss="joint", seed=4)
+    tuner.noise_log_variance.assign(0.3)
+    tuner.lab_log_variance.assign(-0.7)
+    batch = tuner.prepare_batch(photos)
+    unet_inputs = ops.concatenate([batch["noisy_latents"], batch["conditioning"]], axis=-1)
+    noise_pred = numpy(
+        components.unet([unet_inputs, ops.cast(batch["timesteps"], "float32"), batch["text_states"]])
+    )
+    batch = {k: numpy(v) for k, v in batch.items()}
+
+    # The one-step clean estimate x0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t), with
+    # Stable Diffusion's scaled-linear betas, decoded by the VAE; L*a*b* by scikit-image.
+    betas = np.linspace(np.sqrt(0.00085), np.sqrt(0.012), 1000, dtype="float64") ** 2
+    alpha_bar = np.cumprod(1.0 - betas)[batch["timesteps"]][:, None, None, None]
+    clean = (batch["noisy_latents"] - np.sqrt(1.0 - alpha_bar) * noise_pred) / np.sqrt(alpha_bar)
+    decoded = numpy(components.vae_decoder((clean / LATENT_SCALE).astype("float32")))
+    rgb = np.clip((decoded.astype("float64") + 1.0) * 0.5, 0.0, 1.0)
+
+    def model_lab(images):
+        lab = skcolor.rgb2lab(images)
+        return np.concatenate([lab[..., :1] / 50.0 - 1.0, lab[..., 1:] / 128.0], axis=-1)
+
+    lab_pred = numpy(tuner._decoded_lab({k: ops.convert_to_tensor(v) for k, v in batch.items()}, noise_pred))
+    np.testing.assert_allclose(lab_pred, model_lab(rgb), atol=2e-3)
+    noise_loss = np.mean((noise_pred.astype("float64") - batch["noise"]) ** 2)
+    lab_loss = np.mean((model_lab(rgb) - model_lab(photos.astype("float64"))) ** 2)
+    total = 0.5 * np.exp(-0.3) * noise_loss + 0.5 * 0.3 + 0.5 * np.exp(0.7) * lab_loss + 0.5 * -0.7
+
+    outputs = {
+        "noise": batch["noise"],
+        "noise_pred": noise_pred,
+        "lab_pred": lab_pred,
+        "lab_true": model_lab(photos).astype("float32"),
+        "noise_log_variance": ops.convert_to_tensor(0.3),
+        "lab_log_variance": ops.convert_to_tensor(-0.7),
+    }
+    terms = {k: float(numpy(v)) for k, v in tuner.loss_terms(outputs).items()}
+    assert terms["noise_loss"] == pytest.approx(noise_loss, rel=1e-5)
+    assert terms["lab_loss"] == pytest.approx(lab_loss, rel=1e-3)
+    assert terms["noise_weight"] == pytest.approx(0.5 * np.exp(-0.3), rel=1e-6)
+    assert terms["lab_weight"] == pytest.approx(0.5 * np.exp(0.7), rel=1e-6)
+    assert terms["total"] == pytest.approx(total, rel=1e-3)
+    assert float(numpy(tuner.compute_loss(photos, y_pred=outputs))) == pytest.approx(total, rel=1e-3)
+
+
 def test_lora_trains_only_the_adapters_with_ema(photos, tmp_path):
     components = micro_components()  # LoRA changes the U-Net for good: not the shared one
     tuner = InstructPix2PixFineTuner(components, prompts=PROMPTS, lora_rank=2, seed=0)
@@ -327,3 +380,13 @@ def test_keras_file_round_trip(components, photos, tmp_path):
     for name in ("vae_encoder", "vae_decoder", "text_encoder"):
         for a, b in zip(getattr(loaded, name).weights, getattr(tuner, name).weights):
             np.testing.assert_array_equal(numpy(a), numpy(b))
+    # `load_checkpoint` knows the fine-tuner without its module imported first (a fresh process).
+    probe = (
+        "from keras_colorize import load_checkpoint\n"
+        f"model = load_checkpoint({str(tmp_path / 'tuner.keras')!r})\n"
+        "print(type(model).__name__, model.count_params())\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), KERAS_BACKEND=keras.backend.backend())
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-2:] == ["InstructPix2PixFineTuner", str(tuner.count_params())]

@@ -160,7 +160,7 @@ def test_tiny_recipe_fits_resumes_and_writes_the_preset(tmp_path, monkeypatch):
     assert (run_dir / "validation" / "step_0000002.png").is_file()
     assert (run_dir / "samples" / "epoch_002.png").is_file()
 
-    from keras_colorize.colorizer import load_checkpoint
+    from keras_colorize.loading import load_checkpoint
 
     import keras_colorize.models.instruct_pix2pix.finetuner  # noqa: F401  (registers the class)
 

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 import yaml
 
-from keras_colorize.colorizer import Colorizer, load_checkpoint
+from keras_colorize.colorizer import Colorizer
+
+from keras_colorize.loading import load_checkpoint
 from keras_colorize.models import PatchGANDiscriminator, UNetV1
 from keras_colorize.training import GANTrainer, WGANGPTrainer, run_training
 from keras_colorize.training.gan import LOSS_SCALE_INITIAL

@@ -81,3 +81,15 @@ def test_registry_is_the_zoo():
 def test_mismatched_depths_are_a_clear_error():
     with pytest.raises(UserInputError, match="one decoder block fewer"):
         UNetV1(encoder_filters=(8, 16, 32), decoder_filters=(16,))
+
+
+def test_generators_share_the_order_of_their_common_arguments():
+    """The zoo's generators name and order the arguments they share the same way."""
+    import inspect
+
+    from keras_colorize.models import ChromaGANGenerator
+
+    shared = ("encoder_filters", "decoder_filters", "dropout_blocks", "dropout_rate")
+    for cls in (UNetV1, UNetV2, ChromaGANGenerator):
+        names = list(inspect.signature(cls).parameters)
+        assert [name for name in names if name in shared] == list(shared), cls.__name__

@@ -13,7 +13,6 @@ import importlib
 import importlib.machinery
 import importlib.metadata
 import importlib.util
-import os
 import pickle
 import sys
 import types
@@ -52,7 +51,6 @@ from keras_colorize.metrics.weights import WEIGHTS_DIR_ENV, _read_package_pickle
 from keras_colorize.models import UNetV1
 from tests.test_case import assert_one_line_error, gradient, invoke_cli, run_serialization_test, to_numpy
 
-EXAMPLES_ENV = "KERAS_COLORIZE_LPIPS_EXAMPLES"
 # torch-fidelity/pytorch-fid FID Inception without its fc layer (conv kernels, BN gamma and beta).
 FID_INCEPTION_PARAMETERS = 21_785_568
 
@@ -218,9 +216,9 @@ def test_lpips_matches_functional_torch_reference_on_photos(lpips_cache, pairs, 
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.skipif(not os.environ.get(EXAMPLES_ENV), reason=f"set {EXAMPLES_ENV} to the folder of ex_ref/ex_p0/ex_p1.png")
 def test_lpips_reproduces_the_authors_example(lpips_cache):
-    folder = Path(os.environ[EXAMPLES_ENV])
+    """The LPIPS authors' example: ex_ref against ex_p0 and ex_p1 (v0.1, AlexNet): 0.722 and 0.138."""
+    folder = Path(__file__).parent / "data" / "lpips_examples"
 
     def load(name):
         return np.asarray(Image.open(folder / name).convert("RGB"), "float32")[None] / 255.0
@@ -378,12 +376,22 @@ def test_weight_pickles_are_read_only_from_the_package_and_only_arrays(tmp_path)
 
 
 def test_weights_command_line(lpips_cache, tmp_path):
-    """`keras-colorize weights lpips|fid` as users run it (the group loads it lazily)."""
+    """`keras-colorize weights lpips|fid` as users run it; an existing output is kept unless --overwrite."""
     result = invoke_cli("weights", "lpips", "--network", "alex", "-o", tmp_path / "a.npz")
     assert result.exit_code == 0, result.output
     with np.load(tmp_path / "a.npz") as got, np.load(lpips_cache / "lpips_alex.npz") as expected:
         np.testing.assert_array_equal(got["lin0/kernel"], expected["lin0/kernel"])
     assert_one_line_error(invoke_cli("weights", "fid", tmp_path / "missing.pth"), "weight file not found")
+    mine = tmp_path / "mine.npz"
+    mine.write_bytes(b"the user's own file")
+    for command in (["lpips", "--network", "alex"], ["vgg16"], ["fid", tmp_path / "missing.pth"]):
+        refused = invoke_cli("weights", *command, "-o", mine)
+        assert_one_line_error(refused, "mine.npz: already exists", "--overwrite")
+        assert mine.read_bytes() == b"the user's own file"
+    result = invoke_cli("weights", "lpips", "--network", "alex", "-o", mine, "--overwrite")
+    assert result.exit_code == 0, result.output
+    with np.load(mine) as got:
+        assert "lin0/kernel" in got.files
 
 
 # ----------------------------------------------------------------------------- FID Inception

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from keras_colorize import Colorizer
-from keras_colorize.colorizer import ab_output, load_colorizer
+from keras_colorize.colorizer import ab_output
+from keras_colorize.loading import load_colorizer
 from keras_colorize.errors import UserInputError
 from keras_colorize.metrics import colorfulness
 from keras_colorize.models import BackboneUNet

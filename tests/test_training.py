@@ -11,7 +11,9 @@ from PIL import Image
 from skimage import color as skcolor
 from skimage.metrics import peak_signal_noise_ratio
 
-from keras_colorize.colorizer import Colorizer, load_colorizer
+from keras_colorize.colorizer import Colorizer
+
+from keras_colorize.loading import load_colorizer
 from keras_colorize.data import ImageFolder
 from keras_colorize.errors import UserInputError
 from keras_colorize.evaluation import METRIC_NAMES, evaluate_colorizer, format_table

@@ -136,7 +136,8 @@ class MetricPlan:
 
     By default every column that can be computed is reported. LPIPS needs its
     converted weights (`lpips_weights`, else the `keras_colorize.metrics.LPIPS`
-    cache); FID and KID need the Inception weights (`fid_weights`). A default
+    cache); FID and KID need the Inception weights (`fid_weights`, else the
+    cache's file). A default
     column whose weights are missing is left out, with the reason in `left_out`.
     Of FID and KID the default reports one: KID below `FID_MIN_IMAGES` images
     (FID is strongly biased on small sets), FID otherwise. Asked for by name,
@@ -155,7 +156,8 @@ class MetricPlan:
             to None (the LPIPS cache).
         lpips_network: str. LPIPS feature network. Defaults to "alex".
         fid_weights: str, Path or None. Inception weights file for FID and KID.
-            Defaults to None.
+            Defaults to None (the weights cache's file, when
+            `keras-colorize weights fid` wrote one).
         seed: int. Seed of random FID/KID weights. Defaults to 0.
 
     Attributes:
@@ -188,7 +190,9 @@ class MetricPlan:
         self.left_out = {}
         self.weights = {}
         self._lpips_weights = lpips_weights
-        self._fid_weights = fid_weights
+        from keras_colorize.metrics.weights import cached_fid_weights
+
+        self._fid_weights = fid_weights if fid_weights is not None else cached_fid_weights()
         wanted = list(requested) if explicit else [name for name in METRICS if name not in SET_METRICS]
         if "lpips" in wanted and not self._setup_lpips(explicit):
             wanted.remove("lpips")
@@ -425,15 +429,21 @@ def model_run_size(colorizer, size, label="model"):
         size: int or (int, int). The evaluation crop size.
         label: str. The model's name in messages. Defaults to "model".
 
+    A colorizer of whole photos without a Keras generator (`SavedModelColorizer`,
+    `OnnxColorizer`, `DiffusionColorizer`) colorizes each gray crop with its own
+    `colorize`.
+
     Returns:
-        A tuple `(mode, (height, width))`: mode "direct" or "resized", and the size
-        the generator runs at.
+        A tuple `(mode, (height, width))`: mode "direct", "resized" or "photo", and
+        the size the generator runs at (the crop size for "photo").
 
     Raises:
         UserInputError: the size does not suit a generator that takes any size.
     """
     size = tuple(int(s) for s in np.broadcast_to(size, 2))
-    generator = colorizer.generator
+    generator = getattr(colorizer, "generator", None)
+    if generator is None:  # an exported model or a diffusion pipeline: whole photos in, photos out
+        return "photo", size
     fixed = getattr(generator, "image_size", None)
     fixed = None if fixed is None else tuple(int(s) for s in np.broadcast_to(fixed, 2))
     if fixed is not None and fixed != size:
@@ -451,10 +461,18 @@ def _predict_ab(colorizer, mode, run_size, truth, l_norm):
     """Model-space ab at the crop size, NumPy float32 (N, H, W, 2)."""
     from keras import ops
 
+    from keras_colorize.color import model_outputs_to_rgb, rgb_to_model_inputs
     from keras_colorize.colorizer import ab_output
 
     if mode == "direct":
         return np.asarray(ops.convert_to_numpy(ab_output(colorizer.predict_on_batch(truth))), "float32")
+    if mode == "photo":
+        no_colour = ops.concatenate([ops.zeros_like(l_norm)] * 2, axis=-1)
+        gray = ops.convert_to_numpy(model_outputs_to_rgb(l_norm, no_colour, "channels_last"))
+        gray = np.round(np.clip(np.asarray(gray), 0.0, 1.0) * 255.0).astype("uint8")
+        colorized = np.stack([colorizer.colorize(image) for image in gray]).astype("float32") / 255.0
+        _, ab = rgb_to_model_inputs(ops.convert_to_tensor(colorized), "channels_last")
+        return np.asarray(ops.convert_to_numpy(ab), "float32")
     l_small = ops.image.resize(l_norm, run_size, antialias=True, data_format="channels_last")
     ab_small = ab_output(colorizer.generator.predict_on_batch(l_small))
     ab = ops.image.resize(ops.convert_to_tensor(ab_small), truth.shape[1:3], data_format="channels_last")
@@ -558,7 +576,7 @@ def evaluate_models(colorizers, dataset, plan=None, num_examples=0, on_rows=None
         UserInputError: a model cannot run on the crops (see `model_run_size`).
 
     Examples:
-        >>> from keras_colorize.colorizer import load_colorizer
+        >>> from keras_colorize.loading import load_colorizer
         >>> from keras_colorize.data import ImageFolder
         >>> from keras_colorize.evaluation import evaluate_models
         >>> models = {"v1": load_colorizer("a.keras"), "v2": load_colorizer("b.keras")}  # doctest: +SKIP
@@ -709,7 +727,7 @@ def evaluate_colorizer(colorizer, dataset, num_examples=0):
         ValueError: when the dataset holds no image.
 
     Examples:
-        >>> from keras_colorize.colorizer import load_colorizer
+        >>> from keras_colorize.loading import load_colorizer
         >>> from keras_colorize.data import ImageFolder
         >>> from keras_colorize.evaluation import evaluate_colorizer
         >>> colorizer = load_colorizer("runs/quickstart/checkpoints/best.keras")  # doctest: +SKIP

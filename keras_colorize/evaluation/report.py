@@ -9,6 +9,7 @@ Nothing here imports Keras at module level.
 import base64
 import contextlib
 import csv
+import hashlib
 import html
 import io
 import json
@@ -105,13 +106,31 @@ def checkpoint_record(path, colorizer):
     """
     from keras_colorize.presets import WEIGHTS_FILE, is_preset, resolve_preset
 
-    hashed = None if path is None else resolve_preset(path) / WEIGHTS_FILE if is_preset(path) else path
+    if path is None:
+        digest = None
+    elif is_preset(path):
+        digest = file_sha256(resolve_preset(path) / WEIGHTS_FILE)
+    elif Path(path).is_dir():  # a SavedModel or an InstructPix2Pix preset folder
+        digest = folder_sha256(path)
+    else:
+        digest = file_sha256(path)
+    generator = getattr(colorizer, "generator", None)
+    image_size = getattr(colorizer, "image_size", None)
     return {
         "checkpoint": None if path is None else str(path),
-        "sha256": None if hashed is None else file_sha256(hashed),
-        "generator": type(colorizer.generator).__name__,
-        "trained_size": [int(s) for s in colorizer.image_size],
+        "sha256": digest,
+        "generator": type(generator if generator is not None else colorizer).__name__,
+        "trained_size": None if image_size is None else [int(s) for s in image_size],
     }
+
+
+def folder_sha256(folder):
+    """The SHA-256 of a folder: every file's relative path and bytes, in sorted order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(bytes.fromhex(file_sha256(path)))
+    return digest.hexdigest()
 
 
 # ----------------------------------------------------------------------------- text
@@ -195,12 +214,13 @@ def protocol_lines(summary, models=True):
     lines += [f"{aspect}: {text}" for aspect, text in summary["protocol"].items() if aspect != "definitions"]
     for key, record in (summary["models"] if models else {}).items():
         run = "x".join(str(s) for s in record["run_size"])
-        how = "directly on the crops" if record["mode"] == "direct" else f"at {run}, ab resized back to the crops"
+        how = {
+            "direct": "directly on the crops",
+            "photo": "on the gray crops as whole photos",
+        }.get(record["mode"], f"at {run}, ab resized back to the crops")
         source = f"{record['checkpoint']} (sha256 {record['sha256'][:16]}, " if record.get("checkpoint") else "("
-        lines.append(
-            f"{key}: {source}{record['generator']} "
-            f"trained at {'x'.join(str(s) for s in record['trained_size'])}, run {how})"
-        )
+        trained = f"trained at {'x'.join(str(s) for s in record['trained_size'])}, " if record.get("trained_size") else ""
+        lines.append(f"{key}: {source}{record['generator']} {trained}run {how})")
     for name in summary["columns"]:
         lines.append(f"{name}: {summary['protocol']['definitions'][name]}")
     for name, record in summary["weights"].items():
@@ -464,13 +484,15 @@ def render_html(summary, examples=None):
     model_rows = []
     for key, record in summary["models"].items():
         run = "x".join(str(s) for s in record["run_size"])
-        how = "on the crops" if record["mode"] == "direct" else f"at {run}, ab resized to the crops"
+        how = {"direct": "on the crops", "photo": "on the gray crops as whole photos"}.get(
+            record["mode"], f"at {run}, ab resized to the crops"
+        )
         cells = [
             key,
             record.get("checkpoint") or "(in memory)",
             (record.get("sha256") or "")[:16],
             record.get("generator", ""),
-            "x".join(str(s) for s in record.get("trained_size", [])),
+            "x".join(str(s) for s in record.get("trained_size") or []),
             how,
         ]
         model_rows.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
@@ -568,7 +590,7 @@ def write_evaluation_report(
         The summary dict (also written to metrics.json).
 
     Examples:
-        >>> from keras_colorize.colorizer import load_colorizer
+        >>> from keras_colorize.loading import load_colorizer
         >>> from keras_colorize.data import ImageFolder
         >>> from keras_colorize.evaluation import write_evaluation_report
         >>> models = {"model": load_colorizer("best.keras")}  # doctest: +SKIP

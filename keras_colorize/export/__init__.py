@@ -17,14 +17,13 @@ _EXPORTS = {
     "ExportInfo": "keras_colorize.export.core",
     "export_colorizer": "keras_colorize.export.core",
     "export_colorizers": "keras_colorize.export.core",
-    "read_metadata": "keras_colorize.export.core",
-    "to_uint8_image": "keras_colorize.export.core",
+    "read_metadata": "keras_colorize.export.artefacts",
+    "to_uint8_image": "keras_colorize.export.artefacts",
     "ColorizationPipeline": "keras_colorize.export.pipeline",
     "colorize_uint8": "keras_colorize.export.pipeline",
     "resize_images": "keras_colorize.export.pipeline",
     "SavedModelColorizer": "keras_colorize.export.saved_model",
     "OnnxColorizer": "keras_colorize.export.onnx",
-    "export": "keras_colorize.export.command",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -14,9 +14,9 @@ import click
 def main(argv=None):
     """Run the export command; user errors print one line and exit with status 2."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from keras_colorize.cli import EXIT_USER_ERROR
+    from keras_colorize.cli.common import EXIT_USER_ERROR
     from keras_colorize.errors import UserInputError
-    from keras_colorize.export.command import export
+    from keras_colorize.cli.export import export
 
     try:
         export.main(args=argv, prog_name="python -m keras_colorize.export", standalone_mode=False)

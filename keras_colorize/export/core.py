@@ -19,19 +19,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from keras_colorize.atomic_files import atomic_output, check_output
 from keras_colorize.errors import UserInputError
+from keras_colorize.export.artefacts import ONNX_OPSET
 
 FORMATS = ("saved_model", "onnx", "keras", "preset")
 IN_PROCESS_FORMATS = ("keras", "preset")
 """Formats written by the calling process on any backend (the others by TensorFlow)."""
-# Where a SavedModel keeps its keras-colorize metadata (TF Serving ignores assets.extra/).
-METADATA_FILE = Path("assets.extra") / "keras_colorize.json"
-ONNX_OPSET = 17
-# Keys of the ONNX model's metadata_props.
-ONNX_METADATA_KEY = "keras_colorize"
 
 
 class ExportError(RuntimeError):
@@ -306,54 +300,3 @@ def run_tensorflow_export(jobs, overwrite=False):
         raise UserInputError(errors[-1][len("error: "):])
     tail = "\n".join(result.stderr.strip().splitlines()[-20:])
     raise ExportError(f"the TensorFlow-backend export process failed (exit status {result.returncode}):\n{tail}")
-
-
-def read_metadata(path):
-    """The keras-colorize metadata of an exported SavedModel folder or ONNX file, or {}.
-
-    Args:
-        path: str or Path. A SavedModel folder or an `.onnx` file.
-
-    Returns:
-        dict: `producer`, `format`, `image_size` and `num_classes` as written by
-        `export_colorizer` (a SavedModel also lists its `signatures`); {} when
-        there is none.
-    """
-    path = Path(path)
-    if path.is_dir():
-        file = path / METADATA_FILE
-        return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    for prop in model.metadata_props:
-        if prop.key == ONNX_METADATA_KEY:
-            return json.loads(prop.value)
-    return {}
-
-
-def to_uint8_image(image):
-    """A photo as the uint8 (H, W, C) array an exported model takes.
-
-    Args:
-        image: uint8 (0-255), uint16 (0-65535) or float (0-1) sRGB of shape
-            (H, W, 3) or (H, W, 4) (alpha ignored), or gray of shape (H, W) or
-            (H, W, 1).
-
-    Returns:
-        NumPy uint8 in [0, 255], shape (H, W, 1) or (H, W, 3).
-
-    Raises:
-        UserInputError: the shape is not an image's.
-    """
-    array = np.asarray(image)
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4) or 0 in array.shape:
-        raise UserInputError(f"expected an image of shape (H, W), (H, W, 1) or (H, W, 3), got {array.shape}")
-    array = array[..., :3]
-    if array.dtype == np.uint8:
-        return np.ascontiguousarray(array)
-    if array.dtype == np.uint16:
-        return np.rint(array.astype("float64") / 257.0).astype("uint8")
-    return np.rint(np.clip(array.astype("float64"), 0.0, 1.0) * 255.0).astype("uint8")

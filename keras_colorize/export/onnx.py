@@ -5,7 +5,7 @@ import warnings
 from pathlib import Path
 
 from keras_colorize.errors import UserInputError
-from keras_colorize.export.core import ONNX_METADATA_KEY, ONNX_OPSET, to_uint8_image
+from keras_colorize.export.artefacts import ONNX_METADATA_KEY, ONNX_OPSET, to_uint8_image
 
 # Names of the dynamic axes of the graph's input and "colorized" output.
 _IMAGE_AXES = ("height", "width", "channels")

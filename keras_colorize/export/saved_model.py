@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from keras_colorize.errors import UserInputError
-from keras_colorize.export.core import METADATA_FILE, to_uint8_image
+from keras_colorize.export.artefacts import METADATA_FILE, to_uint8_image
 
 SERVING_SIGNATURE = "serving_default"
 BATCH_SIGNATURE = "colorize_batch"
@@ -70,7 +70,7 @@ class SavedModelColorizer:
     """
 
     def __init__(self, path):
-        from keras_colorize.export.core import read_metadata
+        from keras_colorize.export.artefacts import read_metadata
 
         path = Path(path)
         if not path.is_dir():

@@ -14,13 +14,13 @@ def main():
     """Run the export jobs read from stdin."""
     os.environ["KERAS_BACKEND"] = "tensorflow"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from keras_colorize.cli import EXIT_USER_ERROR, import_keras_quietly
+    from keras_colorize.cli.common import EXIT_USER_ERROR, import_keras_quietly
     from keras_colorize.errors import UserInputError
 
     request = json.loads(sys.stdin.read())
     try:
         import_keras_quietly()
-        from keras_colorize.colorizer import load_colorizer
+        from keras_colorize.loading import load_colorizer
         from keras_colorize.export.core import export_colorizer
 
         for job in request["jobs"]:

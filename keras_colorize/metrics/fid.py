@@ -34,6 +34,7 @@ from keras_colorize.metrics.weights import (
     _BATCH_NORM_WEIGHTS,
     FID_WEIGHTS_FILENAME,
     WeightsNotFoundError,
+    cached_fid_weights,
     _torch_state_dict,
     fid_inception_arrays_from_state_dict,
     inception_units,
@@ -268,9 +269,10 @@ def load_fid_inception(weights=None):
 
     Args:
         weights: str or Path or None. A `.npz` from `convert_fid_inception_weights`
-            or pytorch-fid's `pt_inception-2015-12-05-6726825d.pth`. None gives
-            random weights with a warning: scores are then only good for testing
-            the plumbing. Defaults to None.
+            or pytorch-fid's `pt_inception-2015-12-05-6726825d.pth`. None reads the
+            weights cache (`keras-colorize weights fid` writes it) and, when the
+            cache holds none, gives random weights with a warning: scores are then
+            only good for testing the plumbing. Defaults to None.
 
     Returns:
         FIDInceptionV3: with `preprocess=True` (sRGB in [0, 1], any size).
@@ -278,6 +280,8 @@ def load_fid_inception(weights=None):
     Raises:
         WeightsNotFoundError: `weights` names a file that does not exist.
     """
+    if weights is None:
+        weights = cached_fid_weights()
     if weights is None:
         warnings.warn(
             "FID Inception with random weights (weights=None): FID/KID scores only test the plumbing "

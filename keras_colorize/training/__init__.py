@@ -26,7 +26,7 @@ _EXPORTS = {
     "TrainingDivergedError": "keras_colorize.training.run",
     "environment_info": "keras_colorize.training.run",
     "read_state": "keras_colorize.training.run",
-    "run_training": "keras_colorize.training.run",
+    "run_training": "keras_colorize.training.runner",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -17,6 +17,7 @@ References:
 
 import copy
 import re
+import warnings
 
 import keras
 import numpy as np
@@ -69,6 +70,16 @@ def _perceptual_arguments(lambda_perceptual, perceptual_network, perceptual_weig
     }
 
 
+def _renamed_argument(kwargs, old, new, value):
+    """The value of argument `new`, taken from its deprecated name `old` in `kwargs` when given there."""
+    if old not in kwargs:
+        return value
+    if value is not None:
+        raise UserInputError(f"give {new}= only (its old name {old}= as well is ambiguous)")
+    warnings.warn(f"the argument {old}= is deprecated; use {new}=", DeprecationWarning, stacklevel=3)
+    return kwargs.pop(old)
+
+
 def _has_class_branch(generator):
     """Whether a (functional) generator returns a dict with "class_logits"."""
     try:
@@ -85,8 +96,6 @@ class AdversarialTrainer(keras.Model):
     `adversarial_step(images, labels)`, which updates the networks and returns
     nothing; the metrics are updated there, outside any differentiated function.
     """
-
-    adversary_name = "discriminator"
 
     def _setup(
         self,
@@ -106,7 +115,7 @@ class AdversarialTrainer(keras.Model):
         if class_target == "teacher" and teacher is None:
             raise UserInputError("class_target 'teacher' needs a teacher classifier")
         if generator is adversary:
-            raise UserInputError(f"the generator and the {self.adversary_name} must be different networks")
+            raise UserInputError("the generator and the discriminator must be different networks")
         self.generator = generator
         self.lambda_adv = float(lambda_adv)
         self.lambda_rec = float(lambda_rec)
@@ -226,7 +235,7 @@ class AdversarialTrainer(keras.Model):
         for variable in self.generator.trainable_variables:
             if routes(variable) is not generator_optimizer:
                 raise UserInputError(
-                    f"the generator and the {self.adversary_name} both have a variable {variable.path!r}; "
+                    f"the generator and the discriminator both have a variable {variable.path!r}; "
                     f"give their layers distinct names"
                 )
         metrics = list(metrics or [])
@@ -386,7 +395,7 @@ class AdversarialTrainer(keras.Model):
             images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
             images = ops.convert_to_tensor(images, "float32")
             l_norm, ab_real = rgb_to_model_inputs(images, "channels_last")
-            ab_fake, logits = self.generate(l_norm, training=False)
+            ab_fake, logits = self.generator_outputs(l_norm, training=False)
             logs = {"g_rec": self.reconstruction_term(ab_real, ab_fake)}
             if self.uses_class_branch and self.class_target == "labels" and labels is not None:
                 from keras_colorize.losses.classification import class_accuracy
@@ -404,9 +413,14 @@ class AdversarialTrainer(keras.Model):
         return gradients.run_stateful_step(self, state, step)
 
     # ------------------------------------------------------------- shared pieces
-    def generate(self, l_norm, training=True):
+    def generator_outputs(self, l_norm, training=True):
         """Run the generator: model-space L -> (ab, class logits or None)."""
         return _split_outputs(self.generator(l_norm, training=training))
+
+    def generate(self, l_norm, training=True):
+        """Deprecated name of `generator_outputs` (`generate` samples photos in the InstructPix2Pix pipeline)."""
+        warnings.warn("AdversarialTrainer.generate is deprecated; use generator_outputs", DeprecationWarning, stacklevel=2)
+        return self.generator_outputs(l_norm, training=training)
 
     def generator_forward(self, l_norm):
         """The generator's one forward pass of a training batch, kept for its update.
@@ -420,7 +434,7 @@ class AdversarialTrainer(keras.Model):
         """
 
         def forward():
-            ab, logits = self.generate(l_norm, training=True)
+            ab, logits = self.generator_outputs(l_norm, training=True)
             return (ab, logits) if self.uses_class_branch else (ab,)
 
         return gradients.forward_with_pullback(forward, self.generator.trainable_variables)
@@ -572,7 +586,9 @@ class AdversarialTrainer(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = copy.deepcopy(config)  # deserializing may consume nested configs
-        for key in ("generator", "discriminator", "critic", "teacher", "reconstruction"):
+        if "critic" in config:  # checkpoints saved before the WGAN-GP critic took the common name
+            config["discriminator"] = config.pop("critic")
+        for key in ("generator", "discriminator", "teacher", "reconstruction"):
             if key == "reconstruction" and not isinstance(config.get(key), dict):
                 continue
             if config.get(key) is not None:
@@ -760,10 +776,14 @@ class WGANGPTrainer(AdversarialTrainer):
     batches only: `g_adv`, `g_rec`, `g_perceptual` (with `lambda_perceptual` > 0),
     and with an active class branch `g_class` and `class_accuracy`.
 
+    The discriminator is WGAN's critic (unbounded scores, not probabilities); the
+    toolkit calls it the discriminator in every trainer, recipe and optimizer name
+    (`critic=` and `trainer.critic` are its old names, deprecated).
+
     Args:
         generator: keras.Model. See `GANTrainer`.
-        critic: keras.Model. L and ab concatenated, (N, H, W, 3) -> scores
-            (N, h, w, 1), without BatchNorm (e.g.
+        discriminator: keras.Model. The critic: L and ab concatenated, (N, H, W, 3)
+            -> scores (N, h, w, 1), without BatchNorm (e.g.
             `PatchGANDiscriminator(normalization=None)`).
         lambda_adv: float. Weight of the adversarial term. Defaults to 0.1.
         lambda_rec: float. Weight of the reconstruction term. Defaults to 1.0.
@@ -793,12 +813,10 @@ class WGANGPTrainer(AdversarialTrainer):
         >>> trainer.compile(keras.optimizers.Adam(2e-5, beta_1=0.5), keras.optimizers.Adam(2e-5, beta_1=0.5))
     """
 
-    adversary_name = "critic"
-
     def __init__(
         self,
         generator,
-        critic,
+        discriminator=None,
         lambda_adv=0.1,
         lambda_rec=1.0,
         reconstruction="l2",
@@ -816,13 +834,16 @@ class WGANGPTrainer(AdversarialTrainer):
         **kwargs,
     ):
         perceptual = _perceptual_arguments(lambda_perceptual, perceptual_network, perceptual_weights, kwargs)
+        discriminator = _renamed_argument(kwargs, "critic", "discriminator", discriminator)
+        if discriminator is None:
+            raise UserInputError("WGANGPTrainer needs a discriminator (the critic)")
         kwargs.setdefault("name", "wgan_gp_trainer")
         super().__init__(**kwargs)
         if int(n_critic) < 1:
             raise UserInputError(f"n_critic must be at least 1, got {n_critic}")
         if clip_value is not None and float(clip_value) <= 0:
             raise UserInputError(f"clip_value must be positive or null, got {clip_value}")
-        self.critic = critic
+        self.discriminator = discriminator
         self.gp_weight = float(gp_weight)
         self.n_critic = int(n_critic)
         self.clip_value = None if clip_value is None else float(clip_value)
@@ -831,7 +852,7 @@ class WGANGPTrainer(AdversarialTrainer):
         self.periodic_turn = None  # set while tracing one of the two JAX steps (gradients.periodic_train_function)
         self._setup(
             generator,
-            critic,
+            discriminator,
             lambda_adv,
             lambda_rec,
             reconstruction,
@@ -862,14 +883,20 @@ class WGANGPTrainer(AdversarialTrainer):
         interpolates = interpolate(real_ab, fake_ab, alpha)
 
         def critic_of_ab(ab):
-            return self.critic(ops.concatenate([l_norm, ab], axis=-1), training=True)
+            return self.discriminator(ops.concatenate([l_norm, ab], axis=-1), training=True)
 
         return gradient_penalty(gradients.input_gradients(critic_of_ab, interpolates))
 
     @property
     def adversary(self):
-        """The critic."""
-        return self.critic
+        """The discriminator (the critic)."""
+        return self.discriminator
+
+    @property
+    def critic(self):
+        """Deprecated name of `discriminator`."""
+        warnings.warn("WGANGPTrainer.critic is deprecated; use .discriminator", DeprecationWarning, stacklevel=2)
+        return self.discriminator
 
     def adversarial_step(self, images, labels):
         """One critic step on a batch and, on every `n_critic`-th batch, one generator step.
@@ -885,15 +912,15 @@ class WGANGPTrainer(AdversarialTrainer):
         turn = self._generator_turn()
         if turn is False:  # a critic-only batch, known here: nothing to differentiate later
             forward = None
-            ab_fake = ops.stop_gradient(self.generate(l_norm, training=True)[0])
+            ab_fake = ops.stop_gradient(self.generator_outputs(l_norm, training=True)[0])
         else:
             forward = self.generator_forward(l_norm)
             ab_fake = ops.stop_gradient(forward[0][0])
         alpha = keras.random.uniform((ops.shape(images)[0], 1, 1, 1), seed=self.seed_generator)
 
         def critic_objective():
-            real_scores = self.critic(ops.concatenate([l_norm, ab_real], axis=-1), training=True)
-            fake_scores = self.critic(ops.concatenate([l_norm, ab_fake], axis=-1), training=True)
+            real_scores = self.discriminator(ops.concatenate([l_norm, ab_real], axis=-1), training=True)
+            fake_scores = self.discriminator(ops.concatenate([l_norm, ab_fake], axis=-1), training=True)
             critic_loss = wasserstein_critic_loss(real_scores, fake_scores)
             total = critic_loss
             gp = ops.zeros((), "float32")
@@ -902,7 +929,7 @@ class WGANGPTrainer(AdversarialTrainer):
                 total = total + self.gp_weight * gp
             return total, (critic_loss, gp)
 
-        variables = self.critic.trainable_variables
+        variables = self.discriminator.trainable_variables
         critic_total, (critic_loss, gp) = self.optimizer_update("discriminator", critic_objective, variables)
         if self.clip_value is not None:
             for variable in variables:
@@ -973,7 +1000,7 @@ class WGANGPTrainer(AdversarialTrainer):
     def get_config(self):
         config = self._base_config()
         config.update(
-            critic=keras.saving.serialize_keras_object(self.critic),
+            discriminator=keras.saving.serialize_keras_object(self.discriminator),
             gp_weight=self.gp_weight,
             n_critic=self.n_critic,
             clip_value=self.clip_value,

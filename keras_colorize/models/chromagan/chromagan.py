@@ -70,10 +70,10 @@ class ChromaGANGenerator(keras.Model):
             for no fusion. Defaults to (1024, 512).
         head_units: sequence of int. Units of the hidden Dense layers of the
             classification head. Defaults to (2048, 1024).
-        dropout_rate: float. Dropout rate of the first decoder blocks and of
-            the head's hidden layers. Defaults to 0.5.
         dropout_blocks: int. Number of leading decoder blocks with dropout.
             Defaults to 3.
+        dropout_rate: float. Dropout rate of the first decoder blocks and of
+            the head's hidden layers. Defaults to 0.5.
         image_size: int. Input height and width; a multiple of
             `2 ** len(encoder_filters)` (`size_divisor`). Defaults to 256.
 
@@ -103,8 +103,8 @@ class ChromaGANGenerator(keras.Model):
         branch_from=3,
         fusion_units=(1024, 512),
         head_units=(2048, 1024),
-        dropout_rate=0.5,
         dropout_blocks=3,
+        dropout_rate=0.5,
         image_size=256,
         **kwargs,
     ):

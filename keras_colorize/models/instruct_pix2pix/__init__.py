@@ -14,7 +14,7 @@ from keras_colorize.models.instruct_pix2pix.convert.checkpoints import (
 )
 from keras_colorize.models.instruct_pix2pix.convert.preset import load_preset, random_components, save_preset
 from keras_colorize.models.instruct_pix2pix.finetuner import InstructPix2PixFineTuner
-from keras_colorize.models.instruct_pix2pix.pipeline import InstructPix2PixPipeline
+from keras_colorize.models.instruct_pix2pix.pipeline import DiffusionColorizer, InstructPix2PixPipeline
 from keras_colorize.models.instruct_pix2pix.schedulers import DDIMSampler, DDPMScheduler, EulerAncestralSampler, get_sampler
 from keras_colorize.models.instruct_pix2pix.text import CLIPTextEncoder, CLIPTokenizer
 from keras_colorize.models.instruct_pix2pix.unet import InstructPix2PixUNet
@@ -29,6 +29,7 @@ __all__ = [
     "DiffusionComponents",
     "EulerAncestralSampler",
     "InstructPix2PixFineTuner",
+    "DiffusionColorizer",
     "InstructPix2PixPipeline",
     "InstructPix2PixUNet",
     "NETWORKS",

@@ -344,3 +344,55 @@ class InstructPix2PixPipeline:
             return rgb_to_model_inputs(ops.convert_to_tensor(generated), "channels_last")[1]
 
         return colorize_at_full_resolution(image, self._model_size(size), predict_ab)
+
+
+class DiffusionColorizer:
+    """An InstructPix2Pix preset with fixed sampling settings, as a whole-photo colorizer.
+
+    The same `colorize(image)` contract as `keras_colorize.Colorizer`, so that
+    `keras-colorize colorize --model` and `keras-colorize evaluate` treat it like
+    any other colorizer.
+
+    Args:
+        preset: str or Path. An InstructPix2Pix preset folder (`keras-colorize convert`).
+        size: int or None. Model size in pixels (rounded down to `size_multiple`).
+            Defaults to None (256).
+        sampler: str. "euler_ancestral" or "ddim". Defaults to "euler_ancestral".
+        prompt: str or None. The instruction. Defaults to None ("colorize the image").
+        steps: int or None. Sampling steps. Defaults to None (20).
+        guidance: float or None. Text guidance scale. Defaults to None (7.0).
+        image_guidance: float or None. Image guidance scale. Defaults to None (1.5).
+        seed: int or None. Seed of the random draws. Defaults to None (random).
+
+    Raises:
+        UserInputError: the preset cannot be read, or `size` is below the model's
+            size multiple.
+    """
+
+    def __init__(self, preset, size=None, sampler="euler_ancestral", prompt=None, steps=None, guidance=None,
+                 image_guidance=None, seed=None):
+        from keras_colorize.models.instruct_pix2pix.convert.preset import load_preset
+
+        self.pipeline = InstructPix2PixPipeline(load_preset(preset), sampler=sampler or "euler_ancestral")
+        size = int(size or DEFAULT_IMAGE_SIZE)
+        if size < self.pipeline.size_multiple:
+            raise UserInputError(f"--size {size} is below the model's size multiple {self.pipeline.size_multiple}")
+        self.image_size = (size, size)
+        self.settings = {
+            "prompt": VALIDATION_PROMPT if prompt is None else prompt,
+            "steps": steps or SAMPLING_STEPS,
+            "guidance": TEXT_GUIDANCE if guidance is None else guidance,
+            "image_guidance": IMAGE_GUIDANCE if image_guidance is None else image_guidance,
+            "seed": seed,
+        }
+
+    def colorize(self, image):
+        """Colorize one photo of any size at full resolution (see `InstructPix2PixPipeline.colorize`).
+
+        Args:
+            image: uint8 (0-255) or float (0-1) sRGB (H, W, 3), or gray (H, W) or (H, W, 1).
+
+        Returns:
+            NumPy uint8 sRGB, shape (H, W, 3).
+        """
+        return self.pipeline.colorize(image, size=self.image_size[0], **self.settings)

@@ -16,7 +16,7 @@ from keras_colorize.models.registry import register_model
 NORMALIZATIONS = ("batch", None)
 
 
-@register_model(role="critic")
+@register_model(role="discriminator")
 class PatchGANDiscriminator(keras.Model):
     """PatchGAN discriminator, or the WGAN-GP critic with `normalization=None`.
 

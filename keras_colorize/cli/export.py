@@ -1,13 +1,19 @@
-"""The `keras-colorize export` command."""
+"""The `keras-colorize export` command: a checkpoint to a SavedModel, ONNX, .keras file or preset."""
 
 from pathlib import Path
 
 import click
 
+from keras_colorize.cli.common import (
+    backend_option,
+    check_model_argument,
+    import_keras_quietly,
+    overwrite_option,
+    select_backend,
+    size_option,
+)
 from keras_colorize.errors import UserInputError
 from keras_colorize.export.core import FORMATS, check_output
-
-BACKENDS = ("tensorflow", "jax", "torch")
 
 
 @click.command(short_help="Export a checkpoint as a SavedModel, an ONNX file, a .keras file or a preset.")
@@ -29,17 +35,11 @@ BACKENDS = ("tensorflow", "jax", "torch")
     default=None,
     help="--format preset: a JSON or YAML mapping added to metadata.json (training data, figures).",
 )
-@click.option(
-    "--size", type=click.IntRange(min=1), default=None, help="Generator input size (default: the checkpoint's)."
-)
-@click.option("--force", is_flag=True, help="Replace an existing OUT.")
-@click.option(
-    "--backend",
-    type=click.Choice(BACKENDS),
-    default=None,
-    help="Keras backend for this command (default: KERAS_BACKEND, else tensorflow).",
-)
-def export(checkpoint, out, export_format, metadata_file, size, force, backend):
+@size_option("the checkpoint's size")
+@overwrite_option("Replace an existing OUT.")
+@click.option("--force", is_flag=True, hidden=True, help="Old name of --overwrite (deprecated).")
+@backend_option
+def export(checkpoint, out, export_format, metadata_file, size, overwrite, force, backend):
     """Export CHECKPOINT (a .keras Colorizer or trainer, or a preset) to OUT.
 
     The SavedModel's serving_default signature takes one uint8 photo of any size,
@@ -62,22 +62,23 @@ def export(checkpoint, out, export_format, metadata_file, size, force, backend):
       keras-colorize export best.keras presets/mine --format preset --metadata figures.yaml
       keras-colorize colorize --saved-model exported/quickstart old_photos/ -o colorized/
     """
-    from keras_colorize.cli import check_model_argument, import_keras_quietly, select_backend
-
     select_backend(backend)
+    if force:
+        click.echo("warning: --force is deprecated; use --overwrite", err=True)
+        overwrite = True
     check_model_argument(checkpoint)
     if export_format == "keras" and out.suffix != ".keras":
         raise UserInputError(f"{out}: a .keras export needs a file name ending in .keras")
     if metadata_file is not None and export_format != "preset":
         raise UserInputError("--metadata applies to --format preset only")
-    check_output(out, force)
+    check_output(out, overwrite)
     metadata = _preset_metadata(checkpoint, metadata_file) if export_format == "preset" else None
     import_keras_quietly()
-    from keras_colorize.colorizer import load_colorizer
+    from keras_colorize.loading import load_colorizer
     from keras_colorize.export.core import IN_PROCESS_FORMATS, current_backend, export_colorizer
 
     colorizer = load_colorizer(checkpoint)
-    info = export_colorizer(colorizer, out, export_format, image_size=size, overwrite=force, metadata=metadata)
+    info = export_colorizer(colorizer, out, export_format, image_size=size, overwrite=overwrite, metadata=metadata)
     click.echo(info.summary())
     if export_format not in IN_PROCESS_FORMATS and current_backend() != "tensorflow":
         click.echo(f"(written by a TensorFlow-backend subprocess; this command ran on {current_backend()})")

@@ -23,11 +23,23 @@ from pathlib import Path
 import click
 
 from keras_colorize import __version__
+from keras_colorize.cli.common import (
+    BACKENDS,
+    EXIT_DIVERGED,
+    EXIT_INTERRUPTED,
+    EXIT_USER_ERROR,
+    backend_option,
+    check_model_argument,
+    import_keras_quietly,
+    overwrite_option,
+    refuse_existing,
+    select_backend,
+    size_option,
+)
+from keras_colorize.cli.export import export
+from keras_colorize.cli.weights import weights
 from keras_colorize.errors import UserInputError
 from keras_colorize.recipes.schema import STAGES
-
-BACKENDS = ("tensorflow", "jax", "torch")
-KERAS_ONLY_BACKENDS = ("numpy", "openvino")  # inference-only Keras backends (KERAS_BACKEND only)
 
 # Output formats of `colorize`: input suffixes written back in their own format.
 # Anything else (GIF, which holds only 256 colours) is written as PNG.
@@ -44,58 +56,6 @@ _SAVE_FORMATS = {
     ".tiff": "TIFF",
 }
 _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
-
-EXIT_USER_ERROR = 2
-EXIT_DIVERGED = 1
-EXIT_INTERRUPTED = 130
-
-
-# ----------------------------------------------------------------------------- backend
-
-
-def select_backend(backend):
-    """Make `backend` the Keras backend of this process, before Keras is imported.
-
-    Args:
-        backend: str or None. "tensorflow", "jax" or "torch"; None keeps
-            `KERAS_BACKEND` (Keras's own default when unset).
-
-    Raises:
-        UserInputError: Keras is already imported with another backend.
-    """
-    if backend is None:
-        configured = os.environ.get("KERAS_BACKEND")
-        if configured and configured not in BACKENDS + KERAS_ONLY_BACKENDS and "keras" not in sys.modules:
-            raise UserInputError(
-                f"KERAS_BACKEND={configured} is not a Keras backend (use one of: {', '.join(BACKENDS)})"
-            )
-        return
-    if "keras" in sys.modules:
-        keras = sys.modules["keras"]
-        current = keras.backend.backend() if hasattr(keras, "backend") else os.environ.get("KERAS_BACKEND")
-        if current != backend:
-            raise UserInputError(
-                f"Keras is already imported with the {current} backend; cannot switch to {backend} "
-                f"in this process (set KERAS_BACKEND={backend} before starting Python)"
-            )
-        return
-    os.environ["KERAS_BACKEND"] = backend
-
-
-def import_keras_quietly():
-    """Import Keras (and so the backend library) with TensorFlow's C++ start-up lines hidden."""
-    from keras_colorize.quiet_import import import_quietly
-
-    import_quietly("keras")
-
-
-def _backend_option(function):
-    return click.option(
-        "--backend",
-        type=click.Choice(BACKENDS),
-        default=None,
-        help="Keras backend for this command (default: KERAS_BACKEND, else tensorflow).",
-    )(function)
 
 
 # ----------------------------------------------------------------------------- errors
@@ -120,26 +80,7 @@ def _plain_warnings():
 
 
 class _Group(click.Group):
-    """A click group that turns known errors into one-line messages and exit codes.
-
-    Commands defined in a module that imports Keras (`lazy_commands`: name -> (module,
-    attribute)) are loaded when named, after the group's `--backend` is applied.
-    """
-
-    lazy_commands = {"weights": ("keras_colorize.metrics.weights", "weights_command")}
-
-    def list_commands(self, ctx):
-        return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands))
-
-    def get_command(self, ctx, name):
-        if name in self.lazy_commands and name not in self.commands:
-            import importlib
-
-            select_backend(ctx.params.get("backend"))
-            import_keras_quietly()
-            module, attribute = self.lazy_commands[name]
-            self.add_command(getattr(importlib.import_module(module), attribute), name)
-        return super().get_command(ctx, name)
+    """A click group that turns known errors into one-line messages and exit codes."""
 
     def invoke(self, ctx):
         try:
@@ -215,7 +156,7 @@ def cli(backend):
     metavar="POLICY",
     help="Keras dtype policy: float32, mixed_bfloat16 or mixed_float16 (sets train.mixed_precision).",
 )
-@_backend_option
+@backend_option
 def fit(recipe, overrides, resume, run_dir, stage, distribution, mixed_precision, backend):
     """Train the colorizer described by RECIPE (a YAML file or a built-in name).
 
@@ -239,7 +180,7 @@ def fit(recipe, overrides, resume, run_dir, stage, distribution, mixed_precision
     select_backend(backend)
     import_keras_quietly()
     from keras_colorize.recipes import load_recipe
-    from keras_colorize.training.run import run_training
+    from keras_colorize.training.runner import run_training
 
     overrides = list(overrides)
     if distribution is not None:
@@ -259,14 +200,6 @@ def fit(recipe, overrides, resume, run_dir, stage, distribution, mixed_precision
 # ----------------------------------------------------------------------------- evaluate
 
 
-def check_model_argument(path):
-    """A one-line error unless `path` is a checkpoint file or a preset (built-in name or folder)."""
-    from keras_colorize.presets import is_preset
-
-    if not (Path(path).is_file() or is_preset(path)):
-        raise UserInputError(f"{path}: checkpoint not found (nor a preset: keras-colorize models lists the built-in ones)")
-
-
 def _evaluation_source(data, run_recipe, checkpoint):
     """The photos `evaluate --data` names: a folder, the sample photos, or the run's held-out files."""
     from keras_colorize.data import holdout_files, sample_photo_paths
@@ -284,14 +217,6 @@ def _evaluation_source(data, run_recipe, checkpoint):
     return holdout_files(run_recipe.get_path("data.train"), fraction, seed=run_recipe.get_path("train.seed", 0))
 
 
-def _refuse_existing(paths, overwrite):
-    if overwrite:
-        return
-    for path in paths:
-        if Path(path).exists():
-            raise UserInputError(f"{path}: already exists; pass --overwrite to replace it, or choose another -o")
-
-
 @cli.command(short_help="Compare checkpoints with each other, the truth and the gray baseline.")
 @click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
@@ -300,9 +225,7 @@ def _refuse_existing(paths, overwrite):
     help="Folder of colour photos, 'samples' (the built-in sample photos), or 'holdout' (the photos the first "
     "model's recipe set aside with data.holdout_fraction); default: evaluate.data of the first run's recipe.",
 )
-@click.option(
-    "--size", type=click.IntRange(min=8), default=None, help="Crop size (default: the first model's size)."
-)
+@size_option("the first model's size", extra=" (the photos' centre crops)")
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=None, help="Batch size (default: the recipe's, else 16)."
 )
@@ -322,7 +245,7 @@ def _refuse_existing(paths, overwrite):
     show_default=True,
     help="Folder for metrics.json, per_image.csv, comparison.png and report.html.",
 )
-@click.option("--overwrite", is_flag=True, help="Replace existing result files.")
+@overwrite_option("Replace existing result files.")
 @click.option(
     "--lpips-weights",
     type=click.Path(path_type=Path),
@@ -336,14 +259,17 @@ def _refuse_existing(paths, overwrite):
     help="Inception weights file for FID/KID (without it they are left out; named with --metrics "
     "they run on random weights, plumbing only).",
 )
-@_backend_option
+@backend_option
 def evaluate(
     checkpoints, data, size, batch_size, metric_names, output, overwrite, lpips_weights, fid_weights, backend
 ):
-    """Evaluate CHECKPOINTS (.keras Colorizers or GAN/WGAN-GP trainers) and the gray baseline on the same photos.
+    """Evaluate CHECKPOINTS and the gray baseline on the same photos.
 
-    Every model colorizes the same centre crops (at --size, else the first model's
-    size) and is compared with the truth in sRGB in [0, 1]: psnr, ssim, mae (0-255),
+    CHECKPOINTS are .keras Colorizers or GAN/WGAN-GP trainers, colorizer presets,
+    exported SavedModel folders or .onnx files, or InstructPix2Pix presets (sampled
+    with the default settings and seed 0 at --size). Every model colorizes the same
+    centre crops (at --size, else the first model's size; the exported and diffusion
+    models see the gray crops as whole photos) and is compared with the truth in sRGB in [0, 1]: psnr, ssim, mae (0-255),
     lpips, fid or kid, colorfulness and its gap, ciede2000, and ab_mse in model units.
     Prints the protocol and a table (one row per model, then the gray baseline, ab = 0);
     writes metrics.json (summary), per_image.csv (one row per image and model),
@@ -358,13 +284,13 @@ def evaluate(
     """
     select_backend(backend)
     for checkpoint in checkpoints:
-        check_model_argument(checkpoint)
+        check_model_argument(checkpoint, exported=True)
     if lpips_weights is not None and not lpips_weights.is_file():
         raise UserInputError(f"--lpips-weights {lpips_weights}: file not found")
     if fid_weights is not None and not fid_weights.is_file():
         raise UserInputError(f"--fid-weights {fid_weights}: file not found")
     import_keras_quietly()
-    from keras_colorize.colorizer import load_colorizer
+    from keras_colorize.loading import load_photo_colorizer
     from keras_colorize.data import ImageFolder
     from keras_colorize.evaluation import (
         MetricPlan,
@@ -381,7 +307,7 @@ def evaluate(
 
     requested = parse_metric_names(metric_names)
     paths = report_paths(output)
-    _refuse_existing(paths.values(), overwrite)
+    refuse_existing(paths.values(), overwrite)
     run_recipe = recipe_of_checkpoint(checkpoints[0])
     if data is None and run_recipe is not None:
         data = run_recipe.get_path("evaluate.data")
@@ -392,8 +318,11 @@ def evaluate(
         batch_size = run_recipe.get_path("evaluate.batch_size", 16) if run_recipe is not None else 16
 
     labels = checkpoint_labels(checkpoints)
-    colorizers = {label: load_colorizer(path) for label, path in zip(labels, checkpoints)}
-    size = size or colorizers[labels[0]].image_size[0]
+    colorizers = {label: load_photo_colorizer(path, size=size) for label, path in zip(labels, checkpoints)}
+    trained = getattr(colorizers[labels[0]], "image_size", None)
+    if size is None and trained is None:
+        raise UserInputError(f"{checkpoints[0]}: its size is not recorded; give --size")
+    size = size or trained[0]
     for label, colorizer in colorizers.items():
         model_run_size(colorizer, size, label)
     # Bad metric options fail before the data set is scanned; the plan proper needs its size.
@@ -487,7 +416,7 @@ _DIFFUSION_OPTIONS = ("prompt", "guidance", "image_guidance", "steps", "seed", "
     required=True,
     help="Output folder (sub-folders of input folders are kept).",
 )
-@click.option("--overwrite", is_flag=True, help="Replace existing output files (inputs are never replaced).")
+@overwrite_option("Replace existing output files (inputs are never replaced).")
 @click.option(
     "--saved-model",
     type=click.Path(file_okay=False, path_type=Path),
@@ -531,21 +460,17 @@ _DIFFUSION_OPTIONS = ("prompt", "guidance", "image_guidance", "steps", "seed", "
     default=None,
     help="--model: sampler (default: euler_ancestral).",
 )
-@click.option(
-    "--size",
-    type=click.IntRange(min=8),
-    default=None,
-    help="--model: model size in pixels, rounded down to the model's size multiple (default: 256).",
-)
-@_backend_option
+@size_option("256", extra=" (--model only; rounded down to the model's size multiple)")
+@backend_option
 def colorize(paths, output, overwrite, saved_model, boxes, preset, backend, **sampling):
     """Colorize photos of any size with the built-in model, CHECKPOINT or a --model PRESET.
 
     Without CHECKPOINT (when the first argument is neither a .keras file nor a
     preset), the built-in colorizer (backbone_unet_vgg16, a U-Net on an ImageNet
     VGG16, see `keras-colorize models`) colorizes. CHECKPOINT is a .keras Colorizer,
-    a GAN/WGAN-GP trainer, or a colorizer preset (a built-in name or a folder
-    written by `keras-colorize export --format preset`).
+    a GAN/WGAN-GP trainer, a colorizer preset (a built-in name or a folder
+    written by `keras-colorize export --format preset`), or an exported SavedModel
+    folder or .onnx file (`keras-colorize export`; ONNX needs onnxruntime).
 
     An instance-aware checkpoint (the fusion stage's) colorizes each photo with its
     instance boxes from --boxes (matched by path relative to an input folder, else by
@@ -571,6 +496,7 @@ def colorize(paths, output, overwrite, saved_model, boxes, preset, backend, **sa
       keras-colorize colorize old_photos/ -o colorized/
       keras-colorize colorize runs/quickstart/checkpoints/best.keras old_photos/ -o colorized/
       keras-colorize colorize --saved-model exported/quickstart old_photos/ -o colorized/
+      keras-colorize colorize colorizer.onnx old_photos/ -o colorized/
       keras-colorize colorize runs/instance_fusion/fusion/checkpoints/best.keras old_photos/ \\
           --boxes old_photos_boxes.json -o colorized/
       keras-colorize colorize --model presets/ip2p old_photos/ -o colorized/ --steps 20 --seed 0
@@ -599,18 +525,18 @@ def colorize(paths, output, overwrite, saved_model, boxes, preset, backend, **sa
             raise UserInputError("no INPUTS given (photos or folders to colorize)")
         if saved_model is not None:
             checkpoint, inputs = None, paths  # every argument is an input
-        elif paths[0].suffix == ".keras" or is_preset(paths[0]):
+        elif paths[0].suffix in (".keras", ".onnx") or is_preset(paths[0]) or (paths[0] / "saved_model.pb").is_file():
             checkpoint, inputs = paths[0], paths[1:]
             if not inputs:
                 raise UserInputError("no INPUTS given (photos or folders to colorize after CHECKPOINT)")
-            check_model_argument(checkpoint)
+            check_model_argument(checkpoint, exported=True)
         else:
             checkpoint, inputs = DEFAULT_PRESET, paths  # the built-in colorizer
     import_keras_quietly()
     import keras
     from PIL import Image
 
-    from keras_colorize.colorizer import load_colorizer
+    from keras_colorize.loading import load_photo_colorizer
     from keras_colorize.data import UnreadableImageError, load_image
     from keras_colorize.atomic_files import atomic_file
 
@@ -629,7 +555,7 @@ def colorize(paths, output, overwrite, saved_model, boxes, preset, backend, **sa
 
             colorizer = SavedModelColorizer(saved_model)
         else:
-            colorizer = load_colorizer(checkpoint)
+            colorizer = load_photo_colorizer(checkpoint)
         instance_boxes = _instance_boxes_for(colorizer, boxes, checkpoint if saved_model is None else saved_model)
         colorize_photo = colorizer.colorize
 
@@ -664,32 +590,9 @@ def colorize(paths, output, overwrite, saved_model, boxes, preset, backend, **sa
 
 def _diffusion_colorizer(preset, sampling):
     """A function photo -> colorized uint8 photo that samples with an InstructPix2Pix preset."""
-    from keras_colorize.models.instruct_pix2pix.constants import (
-        IMAGE_GUIDANCE,
-        SAMPLING_STEPS,
-        TEXT_GUIDANCE,
-        VALIDATION_PROMPT,
-    )
-    from keras_colorize.models.instruct_pix2pix.convert.preset import load_preset
-    from keras_colorize.models.instruct_pix2pix.pipeline import DEFAULT_IMAGE_SIZE, InstructPix2PixPipeline
+    from keras_colorize.models.instruct_pix2pix.pipeline import DiffusionColorizer
 
-    pipeline = InstructPix2PixPipeline(load_preset(preset), sampler=sampling["sampler"] or "euler_ancestral")
-    size = sampling["size"] or DEFAULT_IMAGE_SIZE
-    if size < pipeline.size_multiple:
-        raise UserInputError(f"--size {size} is below the model's size multiple {pipeline.size_multiple}")
-
-    def colorize_photo(image):
-        return pipeline.colorize(
-            image,
-            size=size,
-            prompt=VALIDATION_PROMPT if sampling["prompt"] is None else sampling["prompt"],
-            steps=sampling["steps"] or SAMPLING_STEPS,
-            guidance=TEXT_GUIDANCE if sampling["guidance"] is None else sampling["guidance"],
-            image_guidance=IMAGE_GUIDANCE if sampling["image_guidance"] is None else sampling["image_guidance"],
-            seed=sampling["seed"],
-        )
-
-    return colorize_photo
+    return DiffusionColorizer(preset, **sampling).colorize
 
 
 def _instance_boxes_for(colorizer, boxes, model_path):
@@ -733,8 +636,8 @@ def _input_root(source, inputs):
     default=None,
     help="Layout of SOURCE (default: detected: unet/config.json means diffusers, kcv_*.h5 files KerasCV).",
 )
-@click.option("--overwrite", is_flag=True, help="Replace an existing, non-empty OUTPUT folder.")
-@_backend_option
+@overwrite_option("Replace an existing, non-empty OUTPUT folder.")
+@backend_option
 def convert(source, output, layout, overwrite, backend):
     """Convert the checkpoint folder SOURCE into the InstructPix2Pix preset folder OUTPUT.
 
@@ -803,7 +706,7 @@ def _summary_line(cls):
 
 
 @cli.command(short_help="List the model zoo with parameter counts.")
-@_backend_option
+@backend_option
 def models(backend):
     """List the model zoo (name, role, parameters at the default configuration, description) and the built-in presets."""
     select_backend(backend)
@@ -860,10 +763,8 @@ def samples(directory):
     click.echo(f"{len(paths)} sample photos in {directory}: {', '.join(p.name for p in paths)}")
 
 
-# Commands defined next to the code they drive (they import this module's helpers).
-from keras_colorize.export.command import export  # noqa: E402
-
 cli.add_command(export)
+cli.add_command(weights)
 
 
 def main(argv=None):
