@@ -1,9 +1,9 @@
 """Loading what keras-colorize saves: checkpoints, presets and exported colorizers.
 
-The top of the package's layers: it knows every saved form (`.keras` checkpoints of
-Colorizers, trainers and fine-tuners; colorizer and InstructPix2Pix presets;
-SavedModel folders and ONNX files) and imports what each needs; nothing below
-imports it.
+It knows every saved form (`.keras` checkpoints of Colorizers, trainers and
+fine-tuners; colorizer and InstructPix2Pix presets; SavedModel folders and ONNX
+files) and sits above the networks, trainers and exporters it loads; the recipes,
+the runner, the evaluation and the command line use it.
 """
 
 import json
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import keras
 
+from keras_colorize import metrics, models  # noqa: F401  (registers the zoo and the metrics)
 from keras_colorize.colorizer import Colorizer
 from keras_colorize.errors import UserInputError
 from keras_colorize.export.onnx import OnnxColorizer
@@ -38,7 +39,9 @@ def load_checkpoint(path):
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"{path}: checkpoint not found")
-    import_config_modules(_archive_config(path))  # registers the classes the checkpoint names
+    # The modules the checkpoint names register its other classes (the trainers, the
+    # InstructPix2Pix fine-tuner) without importing every part of the package.
+    import_config_modules(_archive_config(path))
     try:
         return keras.saving.load_model(path)
     except (zipfile.BadZipFile, OSError, EOFError) as error:  # a damaged archive or weights file

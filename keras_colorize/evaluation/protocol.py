@@ -422,16 +422,14 @@ def model_run_size(colorizer, size, label="model"):
     A generator that takes any size (U-Nets) runs on the crops themselves, which
     must then be multiples of its `size_divisor`. A generator with a fixed input
     size sees the crops' L resized to that size, and its ab is resized back
-    (the Colorizer's any-size inference).
+    (the Colorizer's any-size inference). A colorizer of whole photos without a
+    Keras generator (`SavedModelColorizer`, `OnnxColorizer`, `DiffusionColorizer`)
+    colorizes each gray crop with its own `colorize`.
 
     Args:
-        colorizer: keras_colorize.Colorizer. The model.
+        colorizer: keras_colorize.Colorizer or a whole-photo colorizer. The model.
         size: int or (int, int). The evaluation crop size.
         label: str. The model's name in messages. Defaults to "model".
-
-    A colorizer of whole photos without a Keras generator (`SavedModelColorizer`,
-    `OnnxColorizer`, `DiffusionColorizer`) colorizes each gray crop with its own
-    `colorize`.
 
     Returns:
         A tuple `(mode, (height, width))`: mode "direct", "resized" or "photo", and
