@@ -3,3 +3,9 @@
 
 class UserInputError(ValueError):
     """Bad user input: a file, folder, recipe key or argument. The message is one line."""
+
+
+def first_line(error):
+    """The first line of an exception's message (its type name when the message is empty)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -14,7 +14,8 @@ import keras
 
 from keras_colorize import metrics, models  # noqa: F401  (registers the zoo and the metrics)
 from keras_colorize.colorizer import Colorizer
-from keras_colorize.errors import UserInputError
+from keras_colorize.errors import UserInputError, first_line
+from keras_colorize.export.artefacts import is_saved_model_folder
 from keras_colorize.export.onnx import OnnxColorizer
 from keras_colorize.export.saved_model import SavedModelColorizer
 from keras_colorize.presets import is_preset, is_preset_folder
@@ -45,16 +46,11 @@ def load_checkpoint(path):
     try:
         return keras.saving.load_model(path)
     except (zipfile.BadZipFile, OSError, EOFError) as error:  # a damaged archive or weights file
-        raise UserInputError(f"{path}: cannot load checkpoint ({_first_line(error)})") from None
+        raise UserInputError(f"{path}: cannot load checkpoint ({first_line(error)})") from None
     except TypeError as error:
         if "Could not locate" in str(error) or "could not be deserialized" in str(error):
-            raise UserInputError(f"{path}: cannot load checkpoint ({_first_line(error)})") from None
+            raise UserInputError(f"{path}: cannot load checkpoint ({first_line(error)})") from None
         raise
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _archive_config(path):
@@ -67,7 +63,7 @@ def _archive_config(path):
                 raise UserInputError(f"{path}: incomplete .keras checkpoint (no {', '.join(sorted(missing))})")
             return json.loads(archive.read("config.json"))
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserInputError(f"{path}: not a .keras checkpoint ({_first_line(error)})") from None
+        raise UserInputError(f"{path}: not a .keras checkpoint ({first_line(error)})") from None
 
 
 def load_colorizer(path):
@@ -124,7 +120,7 @@ def load_photo_colorizer(path, size=None, seed=0):
     path = Path(path)
     if path.suffix == ".onnx":
         return OnnxColorizer(path)
-    if path.is_dir() and (path / "saved_model.pb").is_file():
+    if is_saved_model_folder(path):
         return SavedModelColorizer(path)
     if is_ip2p_preset_folder(path):
         from keras_colorize.models.instruct_pix2pix.pipeline import DiffusionColorizer

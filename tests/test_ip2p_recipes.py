@@ -162,8 +162,6 @@ def test_tiny_recipe_fits_resumes_and_writes_the_preset(tmp_path, monkeypatch):
 
     from keras_colorize.loading import load_checkpoint
 
-    import keras_colorize.models.instruct_pix2pix.finetuner  # noqa: F401  (registers the class)
-
     last = load_checkpoint(run_dir / "checkpoints" / "last.keras")
     assert int(keras.ops.convert_to_numpy(last.optimizer.iterations)) == 2
 

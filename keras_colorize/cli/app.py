@@ -501,6 +501,7 @@ def colorize(paths, output, overwrite, saved_model, boxes, preset, backend, **sa
           --boxes old_photos_boxes.json -o colorized/
       keras-colorize colorize --model presets/ip2p old_photos/ -o colorized/ --steps 20 --seed 0
     """
+    from keras_colorize.export.artefacts import is_saved_model_folder
     from keras_colorize.presets import DEFAULT_PRESET, is_preset
 
     select_backend(backend)
@@ -525,7 +526,7 @@ def colorize(paths, output, overwrite, saved_model, boxes, preset, backend, **sa
             raise UserInputError("no INPUTS given (photos or folders to colorize)")
         if saved_model is not None:
             checkpoint, inputs = None, paths  # every argument is an input
-        elif paths[0].suffix in (".keras", ".onnx") or is_preset(paths[0]) or (paths[0] / "saved_model.pb").is_file():
+        elif paths[0].suffix in (".keras", ".onnx") or is_preset(paths[0]) or is_saved_model_folder(paths[0]):
             checkpoint, inputs = paths[0], paths[1:]
             if not inputs:
                 raise UserInputError("no INPUTS given (photos or folders to colorize after CHECKPOINT)")

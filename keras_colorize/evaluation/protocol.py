@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_colorize.errors import UserInputError
+from keras_colorize.errors import UserInputError, first_line
 
 METRICS = (
     "psnr",
@@ -76,11 +76,6 @@ DIRECTIONS = {
 """Which way is better for each column (None: neither, compare with the truth)."""
 
 RANDOM_WEIGHTS = "random weights: plumbing only"
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def file_sha256(path, chunk_size=1 << 20):
@@ -239,8 +234,8 @@ class MetricPlan:
             LPIPS(network=self.lpips_network, weights=self._lpips_weights)  # loads the network once
         except (ValueError, OSError) as error:
             if self._lpips_weights is not None:
-                raise UserInputError(f"--lpips-weights {self._lpips_weights}: {_first_line(error)}") from None
-            reason = f"no LPIPS weights ({_first_line(error)})"
+                raise UserInputError(f"--lpips-weights {self._lpips_weights}: {first_line(error)}") from None
+            reason = f"no LPIPS weights ({first_line(error)})"
             if explicit:
                 raise UserInputError(f"--metrics lpips: {reason}") from None
             self.left_out["lpips"] = reason + "; give a weights file with --lpips-weights"

@@ -19,6 +19,11 @@ ONNX_OPSET = 17
 ONNX_METADATA_KEY = "keras_colorize"
 
 
+def is_saved_model_folder(path):
+    """Whether `path` is a SavedModel folder (it holds `saved_model.pb`)."""
+    return (Path(path) / "saved_model.pb").is_file()
+
+
 def read_metadata(path):
     """The keras-colorize metadata of an exported SavedModel folder or ONNX file, or {}.
 

@@ -8,12 +8,10 @@ written next to its destination first and renamed into place, so a failed export
 leaves nothing behind.
 """
 
-import contextlib
 import dataclasses
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile

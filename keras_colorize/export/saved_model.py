@@ -3,8 +3,8 @@
 import json
 from pathlib import Path
 
-from keras_colorize.errors import UserInputError
-from keras_colorize.export.artefacts import METADATA_FILE, to_uint8_image
+from keras_colorize.errors import UserInputError, first_line
+from keras_colorize.export.artefacts import METADATA_FILE, is_saved_model_folder, read_metadata, to_uint8_image
 
 SERVING_SIGNATURE = "serving_default"
 BATCH_SIGNATURE = "colorize_batch"
@@ -70,12 +70,10 @@ class SavedModelColorizer:
     """
 
     def __init__(self, path):
-        from keras_colorize.export.artefacts import read_metadata
-
         path = Path(path)
         if not path.is_dir():
             raise UserInputError(f"{path}: SavedModel folder not found")
-        if not (path / "saved_model.pb").is_file():
+        if not is_saved_model_folder(path):
             raise UserInputError(f"{path}: not a SavedModel folder (no saved_model.pb)")
         from keras_colorize.quiet_import import import_quietly
 
@@ -83,8 +81,7 @@ class SavedModelColorizer:
         try:
             self._model = tf.saved_model.load(str(path))
         except Exception as error:  # TensorFlow raises many types for a bad folder
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise UserInputError(f"{path}: cannot load SavedModel ({first_line})") from None
+            raise UserInputError(f"{path}: cannot load SavedModel ({first_line(error)})") from None
         signature = self._model.signatures.get(SERVING_SIGNATURE)
         inputs = signature.structured_input_signature[1] if signature is not None else {}
         if "image" not in inputs or inputs["image"].dtype != tf.uint8:

@@ -8,7 +8,7 @@ import inspect
 import re
 from pathlib import Path
 
-from keras_colorize.errors import UserInputError
+from keras_colorize.errors import UserInputError, first_line
 from keras_colorize.recipes.loader import RecipeError, is_instruct_pix2pix, load_recipe
 
 
@@ -27,11 +27,6 @@ def _trainer_default(trainer, key):
     return inspect.signature(getattr(gan, trainer["name"]).__init__).parameters[key].default
 
 
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _kwargs(section, skip=("name",)):
     return {key: (tuple(v) if isinstance(v, list) else v) for key, v in section.items() if key not in skip}
 
@@ -44,7 +39,7 @@ def _preset_generator(recipe):
     try:
         generator = Colorizer.from_preset(section["preset"]).generator
     except UserInputError as error:
-        raise recipe.error(("model", "preset"), _first_line(error)) from None
+        raise recipe.error(("model", "preset"), first_line(error)) from None
     if type(generator).__name__ != section["name"]:
         raise recipe.error(("model", "name"), f"the preset holds a {type(generator).__name__}, not a {section['name']}")
     return generator
@@ -67,7 +62,7 @@ def _build_zoo_network(recipe, section):
     except RecipeError:
         raise
     except (UserInputError, ValueError, TypeError) as error:
-        raise recipe.error(section, f"cannot build {section_values['name']}: {_first_line(error)}") from None
+        raise recipe.error(section, f"cannot build {section_values['name']}: {first_line(error)}") from None
 
 
 def build_generator(recipe):
@@ -160,7 +155,7 @@ def build_optimizer(recipe, section="optimizer", decay_steps=None, learning_rate
     try:
         return get_optimizer({"class_name": values["name"], "config": kwargs})
     except (ValueError, TypeError) as error:
-        raise recipe.error(section, f"cannot build {values['name']}: {_first_line(error)}") from None
+        raise recipe.error(section, f"cannot build {values['name']}: {first_line(error)}") from None
 
 
 def build_model(recipe, steps_per_epoch=None, compile=True, class_weights=None):
@@ -195,7 +190,7 @@ def _load_teacher(recipe, path):
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for a bad archive
-        raise recipe.error(("trainer", "teacher"), f"cannot load {path}: {_first_line(error)}") from None
+        raise recipe.error(("trainer", "teacher"), f"cannot load {path}: {first_line(error)}") from None
 
 
 def build_trainer(recipe, steps_per_epoch=None, compile=True):
@@ -236,7 +231,7 @@ def build_trainer(recipe, steps_per_epoch=None, compile=True):
     try:
         trainer = cls(generator, discriminator, image_size=image_size, **kwargs)
     except (UserInputError, ValueError, TypeError) as error:
-        raise recipe.error("trainer", f"cannot build {section['name']}: {_first_line(error)}") from None
+        raise recipe.error("trainer", f"cannot build {section['name']}: {first_line(error)}") from None
     if compile:
         total = steps_per_epoch * recipe["train"]["epochs"] if steps_per_epoch else None
         generator_steps = total // getattr(trainer, "n_critic", 1) if total else None
@@ -278,7 +273,7 @@ def build_colorizer(recipe, compile=True, steps_per_epoch=None, class_weights=No
     try:
         colorizer = Colorizer(generator, image_size=image_size)
     except (UserInputError, ValueError) as error:
-        raise recipe.error(("colorizer", "image_size"), _first_line(error)) from None
+        raise recipe.error(("colorizer", "image_size"), first_line(error)) from None
     freeze = recipe["train"]["freeze_encoder_epochs"]
     if freeze:
         if not hasattr(generator, "set_encoder_trainable"):
@@ -305,7 +300,7 @@ def compile_colorizer(recipe, colorizer, optimizer, class_weights=None):
     except UserInputError as error:
         if isinstance(error, RecipeError):
             raise
-        raise recipe.error(("colorizer", "loss"), _first_line(error)) from None
+        raise recipe.error(("colorizer", "loss"), first_line(error)) from None
 
 
 def build_fine_tuning_optimizer(recipe, generator, decay_steps=None):
@@ -353,7 +348,7 @@ def build_colorization_loss(recipe, class_weights=None):
     try:
         return ColorizationLoss(section["loss"], class_weights=class_weights, lpips_network=section["lpips_network"])
     except UserInputError as error:
-        raise recipe.error(("colorizer", "loss"), _first_line(error)) from None
+        raise recipe.error(("colorizer", "loss"), first_line(error)) from None
 
 
 HIGHER_IS_BETTER = ("psnr", "ssim", "class_accuracy")
@@ -413,7 +408,7 @@ def build_metrics(recipe):
         try:
             metrics.append(LPIPS())
         except UserInputError as error:
-            raise recipe.error(("train", "monitor"), _first_line(error)) from None
+            raise recipe.error(("train", "monitor"), first_line(error)) from None
     return metrics
 
 
@@ -470,7 +465,7 @@ def _data_arguments(recipe):
 
 def _data_error(recipe, error):
     """A data problem as a `RecipeError` on the data key the message names."""
-    message = _first_line(error)
+    message = first_line(error)
     validation = recipe["data"]["validation"]
     key = "data.validation" if validation and str(validation) in message else "data.train"
     return recipe.error(key, message)
@@ -574,13 +569,13 @@ def build_instance_datasets(recipe, kind):
     try:
         boxes = read_boxes(section["boxes"])
     except UserInputError as error:
-        raise recipe.error(("instances", "boxes"), _first_line(error)) from None
+        raise recipe.error(("instances", "boxes"), first_line(error)) from None
     validation_boxes = None
     if section.get("validation_boxes"):
         try:
             validation_boxes = read_boxes(section["validation_boxes"])
         except UserInputError as error:
-            raise recipe.error(("instances", "validation_boxes"), _first_line(error)) from None
+            raise recipe.error(("instances", "validation_boxes"), first_line(error)) from None
     crops = kind == "crops"
     try:
         return make_instance_datasets(
@@ -665,7 +660,7 @@ def build_fusion_colorizer(recipe, full_checkpoint, instance_checkpoint, steps_p
             _stage_generator(full_checkpoint), _stage_generator(instance_checkpoint), **fusion_kwargs
         )
     except (UserInputError, ValueError) as error:
-        raise recipe.error("instances", _first_line(error)) from None
+        raise recipe.error("instances", first_line(error)) from None
     colorizer = FusionColorizer(
         fusion_model,
         image_size=recipe["colorizer"]["image_size"],
@@ -726,7 +721,7 @@ def build_components(recipe):
     try:
         return load_preset(model["preset"], dtype=dtype)
     except UserInputError as error:
-        raise recipe.error(("model", "preset"), _first_line(error)) from None
+        raise recipe.error(("model", "preset"), first_line(error)) from None
 
 
 def check_preset_path(recipe):
@@ -813,7 +808,7 @@ def build_finetuner(recipe, steps_per_epoch=None, compile=True):
     try:
         finetuner = InstructPix2PixFineTuner(components, **arguments)
     except UserInputError as error:
-        message = _first_line(error)
+        message = first_line(error)
         key = ("finetune", "prompts") if arguments["prompts"] and str(arguments["prompts"]) in message else "finetune"
         raise recipe.error(key, message) from None
     if compile:

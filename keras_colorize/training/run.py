@@ -637,5 +637,4 @@ __all__ = [
     "fit_run",
     "instruct_pix2pix_plan",
     "read_state",
-    "run_training",
 ]

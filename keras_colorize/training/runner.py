@@ -61,3 +61,6 @@ def run_training(recipe, run_dir=None, resume=False, overrides=(), verbose="auto
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(recipe)
     plan = instruct_pix2pix_plan(recipe) if is_instruct_pix2pix(recipe) else default_plan(recipe)
     return fit_run(plan, run_dir, resume=resume, verbose=verbose)
+
+
+__all__ = ["run_training"]

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_colorize.errors import UserInputError
+from keras_colorize.errors import UserInputError, first_line
 from keras_colorize.models.instruct_pix2pix.constants import LATENT_SCALE
 
 KERAS_CV_FILES = {
@@ -112,15 +112,10 @@ def _read_config(folder):
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserInputError(f"{path}: cannot read ({_first_line(error)})") from None
+        raise UserInputError(f"{path}: cannot read ({first_line(error)})") from None
     if not isinstance(config, dict):
         raise UserInputError(f"{path}: not a JSON object")
     return config
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _weight_files(folder):
@@ -131,7 +126,7 @@ def _weight_files(folder):
         try:
             weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
-            raise UserInputError(f"{index}: cannot read the shard index ({_first_line(error)})") from None
+            raise UserInputError(f"{index}: cannot read the shard index ({first_line(error)})") from None
         return [folder / name for name in sorted(set(weight_map.values()))]
     files = sorted(folder.glob("*.safetensors"))
     plain = [p for p in files if p.name.count(".") == 1]  # model.safetensors, not model.fp16.safetensors
@@ -172,7 +167,7 @@ def read_safetensors(folder):
         try:
             tensors = load_file(str(path))
         except Exception as error:  # safetensors raises its own types for bad or unsupported files
-            raise UserInputError(f"{path}: cannot read ({_first_line(error)})") from None
+            raise UserInputError(f"{path}: cannot read ({first_line(error)})") from None
         for name, value in tensors.items():
             state[name] = value.astype("float32") if value.dtype.kind == "f" else value
     return state
@@ -356,7 +351,7 @@ def _read_json(path):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserInputError(f"{path}: cannot read ({_first_line(error)})") from None
+        raise UserInputError(f"{path}: cannot read ({first_line(error)})") from None
 
 
 def _tokenizer_from_diffusers(folder, sequence_length):
@@ -376,7 +371,7 @@ def _tokenizer_from_diffusers(folder, sequence_length):
         try:
             merges = [line for line in merges_path.read_text(encoding="utf-8").split("\n")[1:] if line.strip()]
         except (OSError, UnicodeDecodeError) as error:
-            raise UserInputError(f"{merges_path}: cannot read ({_first_line(error)})") from None
+            raise UserInputError(f"{merges_path}: cannot read ({first_line(error)})") from None
         source = merges_path
         if (folder / "vocab.json").is_file():
             vocab = _read_json(folder / "vocab.json")

@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from keras_colorize.errors import UserInputError
+from keras_colorize.errors import UserInputError, first_line
 from keras_colorize.models.instruct_pix2pix.components import NETWORKS, network_classes
 
 PRESET_FORMAT = "keras_colorize.instruct_pix2pix"
@@ -163,7 +163,7 @@ def read_preset_config(path):
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserInputError(f"{config_path}: cannot read ({_first_line(error)})") from None
+        raise UserInputError(f"{config_path}: cannot read ({first_line(error)})") from None
     if not isinstance(config, dict) or config.get("format") != PRESET_FORMAT:
         raise UserInputError(f"{config_path}: not an InstructPix2Pix preset (format is not {PRESET_FORMAT!r})")
     version = config.get("format_version")
@@ -178,11 +178,6 @@ def read_preset_config(path):
     if not isinstance(config.get("tokenizer"), dict):
         raise UserInputError(f"{config_path}: tokenizer is missing")
     return config
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def load_preset(path, dtype=None):
@@ -220,14 +215,14 @@ def load_preset(path, dtype=None):
         try:
             network = cls.from_config(arguments)
         except (TypeError, ValueError) as error:
-            raise UserInputError(f"{path / 'config.json'}: networks.{name}: {_first_line(error)}") from None
+            raise UserInputError(f"{path / 'config.json'}: networks.{name}: {first_line(error)}") from None
         weights = path / entry.get("weights", f"{name}.weights.h5")
         if not weights.is_file():
             raise UserInputError(f"{weights}: not found (the preset is incomplete)")
         try:
             network.load_weights(weights)
         except Exception as error:  # h5py and Keras raise many types for a bad file
-            raise UserInputError(f"{weights}: cannot load weights ({_first_line(error)})") from None
+            raise UserInputError(f"{weights}: cannot load weights ({first_line(error)})") from None
         networks[name] = network
     settings = config["tokenizer"]
     vocabulary = settings.get("vocabulary")
@@ -238,7 +233,7 @@ def load_preset(path, dtype=None):
     try:
         tokenizer = CLIPTokenizer(vocabulary=vocabulary, sequence_length=int(settings.get("sequence_length", 77)))
     except (OSError, ValueError) as error:
-        raise UserInputError(f"{path / 'config.json'}: tokenizer: {_first_line(error)}") from None
+        raise UserInputError(f"{path / 'config.json'}: tokenizer: {first_line(error)}") from None
     return DiffusionComponents(tokenizer=tokenizer, **networks)
 
 
