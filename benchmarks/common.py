@@ -11,6 +11,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -97,6 +98,29 @@ def run_json_lines(module, args, backend=None, env=None):
             except json.JSONDecodeError:
                 continue
     return records
+
+
+def time_steps(step, steps, warmup):
+    """Time `step()`: one first call (compilation, warm-up allocations), `warmup` more, then `steps` timed.
+
+    Args:
+        step: callable without arguments; it must return only once its work is done.
+        steps: int. Timed calls.
+        warmup: int. Untimed calls after the first.
+
+    Returns:
+        `(first_s, step_s, result)`: the first call's seconds, the mean seconds of a
+        timed call, and the last call's result.
+    """
+    start = time.perf_counter()
+    result = step()
+    first_s = time.perf_counter() - start
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        result = step()
+    return first_s, (time.perf_counter() - start) / steps, result
 
 
 def median(values):

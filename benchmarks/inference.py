@@ -41,6 +41,7 @@ from benchmarks.common import (
     photo_batch,
     reset_peak_rss,
     run_json_lines,
+    time_steps,
 )
 
 
@@ -61,15 +62,7 @@ def measure_forward(image_size, batch_size, steps, warmup, widths=None):
     keras.utils.set_random_seed(0)
     generator = _generator(widths)
     l_norm = keras.ops.convert_to_numpy(rgb_to_model_inputs(photo_batch(image_size, batch_size), "channels_last")[0])
-    start = time.perf_counter()
-    generator.predict_on_batch(l_norm)
-    first = time.perf_counter() - start
-    for _ in range(warmup):
-        generator.predict_on_batch(l_norm)
-    start = time.perf_counter()
-    for _ in range(steps):
-        generator.predict_on_batch(l_norm)
-    step_s = (time.perf_counter() - start) / steps
+    first, step_s, _ = time_steps(lambda: generator.predict_on_batch(l_norm), steps, warmup)
     return {
         "benchmark": "generator_forward",
         "implementation": "keras-colorize",

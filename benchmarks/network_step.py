@@ -16,9 +16,8 @@ Usage (one JSON line per measurement, then a summary line):
 
 import argparse
 import sys
-import time
 
-from benchmarks.common import BACKENDS, emit, machine, median, run_json_lines
+from benchmarks.common import BACKENDS, emit, machine, median, run_json_lines, time_steps
 
 NETWORKS = ("generator", "discriminator", "critic")
 
@@ -44,15 +43,8 @@ def measure_keras(network, image_size, batch_size, steps, warmup):
     inputs = np.random.default_rng(0).uniform(-1.0, 1.0, _input_shape(network, image_size, batch_size)).astype("float32")
     targets = np.zeros(tuple(model.compute_output_shape(inputs.shape)), dtype="float32")
     model.compile(optimizer=Adam(learning_rate=2e-4, beta_1=0.5), loss="mse")
-    start = time.perf_counter()
-    model.train_on_batch(inputs, targets)
-    first = time.perf_counter() - start
-    for _ in range(warmup):
-        model.train_on_batch(inputs, targets)
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.train_on_batch(inputs, targets)  # returns the loss as a float: the step has finished
-    step_s = (time.perf_counter() - start) / steps
+    # train_on_batch returns the loss as a float: the step has finished.
+    first, step_s, _ = time_steps(lambda: model.train_on_batch(inputs, targets), steps, warmup)
     return {
         "benchmark": "network_step",
         "implementation": "keras-colorize",
@@ -92,15 +84,7 @@ def measure_reference(network, image_size, batch_size, steps, warmup):
         optimizer.step()
         return loss.item()
 
-    start = time.perf_counter()
-    step()
-    first = time.perf_counter() - start
-    for _ in range(warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    step_s = (time.perf_counter() - start) / steps
+    first, step_s, _ = time_steps(step, steps, warmup)
     return {
         "benchmark": "network_step",
         "implementation": "reference-pytorch",

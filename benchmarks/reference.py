@@ -25,14 +25,13 @@ Usage (one JSON line per measurement):
 """
 
 import argparse
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.common import emit, machine, parse_widths, peak_rss_mib, photo_batch
+from benchmarks.common import emit, machine, parse_widths, peak_rss_mib, photo_batch, time_steps
 
 # The constants of keras_colorize.color.lab (scikit-image's rgb2lab).
 XYZ_FROM_RGB = (
@@ -318,15 +317,7 @@ def measure_train_step(trainer, image_size, batch_size, steps, warmup, encoder_f
     else:
         step = WGANGPStep(generator, PatchGANReference(normalization=None))
     images = torch.from_numpy(photo_batch(image_size, batch_size)).permute(0, 3, 1, 2).contiguous()
-    start = time.perf_counter()
-    logs = step(images)
-    first = time.perf_counter() - start
-    for _ in range(warmup):
-        step(images)
-    start = time.perf_counter()
-    for _ in range(steps):
-        logs = step(images)
-    step_s = (time.perf_counter() - start) / steps
+    first, step_s, logs = time_steps(lambda: step(images), steps, warmup)
     return {
         "benchmark": "train_step",
         "implementation": "reference-pytorch",
@@ -354,15 +345,7 @@ def measure_forward(image_size, batch_size, steps, warmup, encoder_filters=None)
     images = torch.from_numpy(photo_batch(image_size, batch_size)).permute(0, 3, 1, 2).contiguous()
     l_norm, _ = rgb_to_model_inputs(images)
     with torch.no_grad():
-        start = time.perf_counter()
-        generator(l_norm)
-        first = time.perf_counter() - start
-        for _ in range(warmup):
-            generator(l_norm)
-        start = time.perf_counter()
-        for _ in range(steps):
-            generator(l_norm)
-        step_s = (time.perf_counter() - start) / steps
+        first, step_s, _ = time_steps(lambda: generator(l_norm), steps, warmup)
     return {
         "benchmark": "generator_forward",
         "implementation": "reference-pytorch",
