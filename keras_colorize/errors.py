@@ -9,3 +9,7 @@ def first_line(error):
     """The first line of an exception's message (its type name when the message is empty)."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+class RecipeError(UserInputError):
+    """A recipe problem: the one-line message names the file and the key."""

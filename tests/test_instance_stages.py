@@ -18,7 +18,7 @@ from keras_colorize.loading import load_checkpoint
 from keras_colorize.recipes import RecipeError, build_instance_colorizer, load_recipe
 from keras_colorize.training import run_training
 from keras_colorize.training.run import RunDirectoryError
-from keras_colorize.training.stages import stage_recipe
+from keras_colorize.recipes.kinds.instance import stage_recipe
 from tests.test_case import assert_one_line_error, invoke_cli
 
 BOXES = Path(__file__).parent / "data" / "sample_photo_boxes.json"

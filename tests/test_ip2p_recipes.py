@@ -10,7 +10,7 @@ import pytest
 
 from keras_colorize.models.instruct_pix2pix.constants import CONDITIONING_DROPOUT, LEARNING_RATE
 from keras_colorize.recipes import RecipeError, load_recipe
-from keras_colorize.recipes.builder import build_finetuner, finetuner_arguments, validation_settings
+from keras_colorize.recipes.kinds.instruct_pix2pix import build_finetuner, finetuner_arguments, validation_settings
 from tests.test_case import assert_one_line_error
 from tests.test_case import invoke_cli as invoke
 

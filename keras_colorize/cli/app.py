@@ -39,7 +39,7 @@ from keras_colorize.cli.common import (
 from keras_colorize.cli.export import export
 from keras_colorize.cli.weights import weights
 from keras_colorize.errors import UserInputError
-from keras_colorize.recipes.schema import STAGES
+from keras_colorize.recipes.kinds.instance import STAGES
 
 # Output formats of `colorize`: input suffixes written back in their own format.
 # Anything else (GIF, which holds only 256 colours) is written as PNG.

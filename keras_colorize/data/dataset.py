@@ -21,16 +21,13 @@ from keras_colorize.data.files import (
     resize_short_side,
     split_files,
 )
-from keras_colorize.data.samples import sample_photo_paths
+from keras_colorize.data.samples import SAMPLES, sample_photo_paths
 from keras_colorize.errors import UserInputError
 
 logger = logging.getLogger("keras_colorize.data")
 
 CACHE_LIMIT_BYTES = 2 * 1024**3
 """With ``cache="auto"``, resized images are kept in memory while they fit in this many bytes."""
-
-SAMPLES = "samples"
-"""The `make_datasets` source name of the built-in sample photos."""
 
 # Skip reasons, in the order the summary lists them.
 _REASONS = ("unreadable", "grayscale", "no class folder", "unknown class")

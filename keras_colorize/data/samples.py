@@ -33,6 +33,9 @@ def _package_folder(package):
 SAMPLE_PHOTOS = tuple(_SAMPLE_FILES)
 """Names of the sample photos, in the order `sample_photo_paths` returns them."""
 
+SAMPLES = "samples"
+"""The data source that means the sample photos (`make_datasets("samples")`, `data.train: samples`)."""
+
 
 def sample_photo_paths():
     """The paths of the sample photos inside the installed scikit-image and scikit-learn.

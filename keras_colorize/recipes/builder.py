@@ -1,33 +1,37 @@
 """Build the objects a recipe describes: networks, optimizers, the model to fit, datasets.
 
-Every builder takes a loaded `Recipe` (see `load_recipe`) and turns a failure of the
-underlying constructor into a one-line `RecipeError` that names the file and the key.
+The builders every kind of training shares; what one kind alone builds (an adversarial
+trainer, the instance-aware stages, the InstructPix2Pix fine-tuner) is in its module of
+`keras_colorize.recipes.kinds`, and `build_model` asks the recipe's kind. Every builder
+takes a loaded `Recipe` (see `load_recipe`) and turns a failure of the underlying
+constructor into a one-line `RecipeError` that names the file and the key.
 """
 
+import functools
 import inspect
 import re
-from pathlib import Path
 
-from keras_colorize.errors import UserInputError, first_line
-from keras_colorize.recipes.loader import RecipeError, is_instruct_pix2pix, load_recipe
+from keras_colorize.errors import RecipeError, UserInputError, first_line
 
 
-def _as_recipe(recipe):
-    from keras_colorize.recipes.loader import Recipe
+def takes_loaded_recipe(builder):
+    """A builder's first argument must be a loaded `Recipe`; anything else (a mapping,
+    a path) is a `TypeError` that says to load it with `load_recipe` first."""
 
-    return recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    @functools.wraps(builder)
+    def checked(recipe, *args, **kwargs):
+        if not (hasattr(recipe, "kind") and hasattr(recipe, "error")):
+            raise TypeError(
+                f"{builder.__name__} takes a loaded recipe, not a {type(recipe).__name__}: "
+                f"{builder.__name__}(keras_colorize.recipes.load_recipe(...))"
+            )
+        return builder(recipe, *args, **kwargs)
+
+    return checked
 
 
-def _trainer_default(trainer, key):
-    """The constructor default of a trainer argument (None without a trainer)."""
-    if not trainer:
-        return None
-    from keras_colorize.training import gan
-
-    return inspect.signature(getattr(gan, trainer["name"]).__init__).parameters[key].default
-
-
-def _kwargs(section, skip=("name",)):
+def constructor_arguments(section, skip=("name",)):
+    """A class section's constructor arguments: every key but `skip`, lists as tuples."""
     return {key: (tuple(v) if isinstance(v, list) else v) for key, v in section.items() if key not in skip}
 
 
@@ -51,7 +55,7 @@ def _build_zoo_network(recipe, section):
     section_values = recipe[section]
     if section == "model" and "preset" in section_values:
         return _preset_generator(recipe)
-    kwargs = _kwargs(section_values)
+    kwargs = constructor_arguments(section_values)
     if section == "model" and "image_size" not in kwargs:
         # A generator with a fixed input size is built at the colorizer's size.
         parameters = inspect.signature(models.get_model_class(section_values["name"])).parameters
@@ -65,12 +69,12 @@ def _build_zoo_network(recipe, section):
         raise recipe.error(section, f"cannot build {section_values['name']}: {first_line(error)}") from None
 
 
+@takes_loaded_recipe
 def build_generator(recipe):
     """Build the generator named by the recipe's `model` section.
 
     Args:
-        recipe: Recipe, dict, str or Path. A loaded recipe (anything else is loaded
-            with `load_recipe`).
+        recipe: Recipe. A loaded recipe.
 
     A generator with a fixed input size (an `image_size` argument, like
     `ChromaGANGenerator`) is built at `colorizer.image_size` unless the `model`
@@ -83,14 +87,15 @@ def build_generator(recipe):
     Raises:
         RecipeError: when the model cannot be built from these arguments.
     """
-    return _build_zoo_network(_as_recipe(recipe), "model")
+    return _build_zoo_network(recipe, "model")
 
 
+@takes_loaded_recipe
 def build_discriminator(recipe):
     """Build the discriminator (critic) named by the recipe's `discriminator` section.
 
     Args:
-        recipe: Recipe, dict, str or Path. A loaded recipe with a `trainer`.
+        recipe: Recipe. A loaded recipe with a `discriminator` section.
 
     Returns:
         A `keras.Model` mapping L and ab concatenated (model space, (N, H, W, 3)) to
@@ -99,17 +104,17 @@ def build_discriminator(recipe):
     Raises:
         RecipeError: when the recipe has no discriminator or it cannot be built.
     """
-    recipe = _as_recipe(recipe)
     if "discriminator" not in recipe:
         raise recipe.error("discriminator", "the recipe has no discriminator section")
     return _build_zoo_network(recipe, "discriminator")
 
 
+@takes_loaded_recipe
 def build_optimizer(recipe, section="optimizer", decay_steps=None, learning_rate=None):
     """Build a Keras optimizer of the recipe, with its learning-rate schedule.
 
     Args:
-        recipe: Recipe, dict, str or Path. A loaded recipe.
+        recipe: Recipe. A loaded recipe.
         section: str. `"optimizer"` (the generator's) or `"discriminator_optimizer"`
             (falls back to the `optimizer` settings when absent). Defaults to
             "optimizer".
@@ -130,13 +135,10 @@ def build_optimizer(recipe, section="optimizer", decay_steps=None, learning_rate
 
     from keras_colorize.training.optimizers import get_optimizer
 
-    recipe = _as_recipe(recipe)
     if section not in recipe:
         section = "optimizer"
     values = recipe[section]
-    kwargs = _kwargs(values)
-    if is_instruct_pix2pix(recipe):
-        kwargs = _finetune_optimizer_arguments(recipe, values["name"], kwargs)
+    kwargs = recipe.kind.optimizer_arguments(recipe, values["name"], constructor_arguments(values))
     scale = 1.0
     if learning_rate is not None:
         scale = float(learning_rate) / float(kwargs.get("learning_rate", 1e-3))
@@ -158,11 +160,12 @@ def build_optimizer(recipe, section="optimizer", decay_steps=None, learning_rate
         raise recipe.error(section, f"cannot build {values['name']}: {first_line(error)}") from None
 
 
+@takes_loaded_recipe
 def build_model(recipe, steps_per_epoch=None, compile=True, class_weights=None):
-    """Build what a recipe trains: a `Colorizer`, or an adversarial trainer.
+    """Build what a recipe trains, as its kind (`Recipe.kind`) decides.
 
     Args:
-        recipe: Recipe, dict, str or Path. A loaded recipe.
+        recipe: Recipe. A loaded recipe.
         steps_per_epoch: int or None. Batches per epoch, for the learning-rate
             schedule. Defaults to None.
         compile: bool. Compile with the recipe's optimizers. Defaults to True.
@@ -170,79 +173,17 @@ def build_model(recipe, steps_per_epoch=None, compile=True, class_weights=None):
             (`rebalancing_weights_for`). Defaults to None.
 
     Returns:
-        A `Colorizer` (no `trainer` section), a `GANTrainer` / `WGANGPTrainer`, or
-        an `InstructPix2PixFineTuner` (`model.name: InstructPix2Pix`); all take sRGB
-        in [0, 1], (N, image_size, image_size, 3).
+        A `Colorizer` (regression; for an instance-aware recipe, its first stage's),
+        a `GANTrainer` / `WGANGPTrainer` (a `trainer` section), or an
+        `InstructPix2PixFineTuner` (`model.name: InstructPix2Pix`); all take sRGB in
+        [0, 1], (N, image_size, image_size, 3).
     """
-    recipe = _as_recipe(recipe)
-    if is_instruct_pix2pix(recipe):
-        return build_finetuner(recipe, steps_per_epoch=steps_per_epoch, compile=compile)
-    if "trainer" in recipe:
-        return build_trainer(recipe, steps_per_epoch=steps_per_epoch, compile=compile)
-    return build_colorizer(recipe, compile=compile, steps_per_epoch=steps_per_epoch, class_weights=class_weights)
+    return recipe.kind.build_model(
+        recipe, steps_per_epoch=steps_per_epoch, compile=compile, class_weights=class_weights
+    )
 
 
-def _load_teacher(recipe, path):
-    import keras
-
-    if not Path(path).is_file():
-        raise recipe.error(("trainer", "teacher"), f"file not found: {path}")
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as error:  # Keras raises many types for a bad archive
-        raise recipe.error(("trainer", "teacher"), f"cannot load {path}: {first_line(error)}") from None
-
-
-def build_trainer(recipe, steps_per_epoch=None, compile=True):
-    """Build the adversarial trainer of a recipe's `trainer` section.
-
-    The generator comes from `model`, the discriminator (critic) from
-    `discriminator`, their optimizers from `optimizer` and `discriminator_optimizer`
-    (with `schedule`); the trainer's arguments from `trainer`.
-
-    Args:
-        recipe: Recipe, dict, str or Path. A loaded recipe with a `trainer`.
-        steps_per_epoch: int or None. Batches per epoch, for the learning-rate
-            schedule (the WGAN-GP generator steps once every `n_critic` batches).
-            Defaults to None.
-        compile: bool. Compile with both optimizers. Defaults to True.
-
-    Returns:
-        A `GANTrainer` or `WGANGPTrainer` taking sRGB in [0, 1], (N, S, S, 3),
-        optionally with int32 labels (N,).
-
-    Raises:
-        RecipeError: when a network, the trainer or an optimizer cannot be built.
-    """
-    from keras_colorize.metrics import default_metrics
-    from keras_colorize.training import gan
-
-    recipe = _as_recipe(recipe)
-    if "trainer" not in recipe:
-        raise recipe.error("trainer", "the recipe has no trainer section")
-    section = recipe["trainer"]
-    cls = getattr(gan, section["name"])
-    kwargs = _kwargs(section)
-    if kwargs.get("teacher"):
-        kwargs["teacher"] = _load_teacher(recipe, kwargs["teacher"])
-    generator = build_generator(recipe)
-    discriminator = build_discriminator(recipe)
-    image_size = recipe["colorizer"]["image_size"]
-    try:
-        trainer = cls(generator, discriminator, image_size=image_size, **kwargs)
-    except (UserInputError, ValueError, TypeError) as error:
-        raise recipe.error("trainer", f"cannot build {section['name']}: {first_line(error)}") from None
-    if compile:
-        total = steps_per_epoch * recipe["train"]["epochs"] if steps_per_epoch else None
-        generator_steps = total // getattr(trainer, "n_critic", 1) if total else None
-        trainer.compile(
-            generator_optimizer=build_optimizer(recipe, "optimizer", decay_steps=generator_steps),
-            discriminator_optimizer=build_optimizer(recipe, "discriminator_optimizer", decay_steps=total),
-            metrics=build_metrics(recipe)[len(default_metrics()) :],
-        )
-    return trainer
-
-
+@takes_loaded_recipe
 def build_colorizer(recipe, compile=True, steps_per_epoch=None, class_weights=None):
     """Build the Colorizer of a recipe, compiled with its optimizer and loss.
 
@@ -250,7 +191,7 @@ def build_colorizer(recipe, compile=True, steps_per_epoch=None, class_weights=No
     first epochs train the decoder; `training.run` unfreezes it).
 
     Args:
-        recipe: Recipe, dict, str or Path. A loaded recipe.
+        recipe: Recipe. A loaded recipe.
         compile: bool. Compile with the recipe's optimizer, `colorizer.loss` and the
             default sRGB metrics. Defaults to True.
         steps_per_epoch: int or None. Batches per epoch, for the learning-rate
@@ -267,7 +208,6 @@ def build_colorizer(recipe, compile=True, steps_per_epoch=None, class_weights=No
     """
     from keras_colorize.colorizer import Colorizer
 
-    recipe = _as_recipe(recipe)
     generator = build_generator(recipe)
     image_size = recipe["colorizer"]["image_size"]
     try:
@@ -391,8 +331,8 @@ def checkpoint_monitor(recipe, with_validation, default):
     explicit = recipe["train"].get("monitor")
     name = explicit
     if not explicit:
-        reports_lpips = not is_instruct_pix2pix(recipe)
-        name = "val_lpips" if with_validation and reports_lpips and _lpips_available() else default
+        lpips = with_validation and recipe.kind.reports_lpips and _lpips_available()
+        name = "val_lpips" if lpips else default
     mode = "max" if name.removeprefix("val_") in HIGHER_IS_BETTER else "min"
     return name, mode, bool(explicit)
 
@@ -446,7 +386,7 @@ def rebalancing_weights_for(recipe, train_set):
     return rebalancing_weights(ab_bin_prior(ab_batches()), mix=recipe["colorizer"]["rebalancing"])
 
 
-def _data_arguments(recipe):
+def dataset_arguments(recipe):
     """The dataset arguments every recipe-built dataset shares (`data` and `train` values)."""
     data, train = recipe["data"], recipe["train"]
     return {
@@ -463,19 +403,22 @@ def _data_arguments(recipe):
     }
 
 
-def _data_error(recipe, error):
-    """A data problem as a `RecipeError` on the data key the message names."""
+def data_error(recipe, error):
+    """A data problem (a `UserInputError`) as a `RecipeError` on the data key the message names."""
+    if isinstance(error, RecipeError):
+        return error
     message = first_line(error)
     validation = recipe["data"]["validation"]
     key = "data.validation" if validation and str(validation) in message else "data.train"
     return recipe.error(key, message)
 
 
+@takes_loaded_recipe
 def build_datasets(recipe):
     """Build the training and validation datasets of a recipe.
 
     Args:
-        recipe: Recipe, dict, str or Path. A loaded recipe.
+        recipe: Recipe. A loaded recipe.
 
     Returns:
         A tuple `(train, validation)` of `keras_colorize.data.ImageFolder` (validation
@@ -487,26 +430,23 @@ def build_datasets(recipe):
     """
     from keras_colorize.data import make_datasets
 
-    recipe = _as_recipe(recipe)
     data = recipe["data"]
     try:
         train_set, validation_set = make_datasets(
             data["train"],
             image_size=recipe["colorizer"]["image_size"],
             with_labels=data["labels"],
-            **_data_arguments(recipe),
+            **dataset_arguments(recipe),
         )
-    except RecipeError:
-        raise
     except UserInputError as error:
-        raise _data_error(recipe, error) from None
+        raise data_error(recipe, error) from None
     _check_class_count(recipe, train_set)
     return train_set, validation_set
 
 
 def _check_class_count(recipe, train_set):
     """The generator's class count against the data's class sub-folders."""
-    if is_instruct_pix2pix(recipe):
+    if not recipe.kind.zoo_generator:
         return  # no class branch (labels are refused by the loader)
     num_classes = recipe["model"].get("num_classes")
     if num_classes is None:
@@ -514,12 +454,7 @@ def _check_class_count(recipe, train_set):
 
         parameter = inspect.signature(models.get_model_class(recipe["model"]["name"])).parameters.get("num_classes")
         num_classes = None if parameter is None else parameter.default
-    trainer = recipe.get("trainer") or {}
-    needs_labels = (
-        num_classes is not None
-        and trainer.get("class_target", "labels") == "labels"
-        and float(trainer.get("lambda_class", _trainer_default(trainer, "lambda_class")) or 0) > 0
-    )
+    needs_labels = num_classes is not None and recipe.kind.class_labels_needed(recipe)
     if needs_labels and not recipe["data"]["labels"]:
         raise recipe.error(
             ("data", "labels"), "the class term needs labels: set data.labels: true (class sub-folders of data.train)"
@@ -531,287 +466,3 @@ def _check_class_count(recipe, train_set):
             f"{num_classes} classes, but {recipe['data']['train']} has {len(train_set.class_names)} class "
             f"sub-folders ({names})",
         )
-
-
-# ----------------------------------------------------------------------------- instance-aware stages
-
-
-def _instance_settings(recipe):
-    """The `instances` box-selection settings that are set (None: the library default)."""
-    section = recipe["instances"]
-    return {key: section[key] for key in ("min_score", "min_variance", "max_instances") if section.get(key) is not None}
-
-
-def _instance_size(recipe):
-    return recipe["instances"].get("instance_size") or recipe["colorizer"]["image_size"]
-
-
-def build_instance_datasets(recipe, kind):
-    """Build the datasets of an instance-aware stage from `data` and `instances`.
-
-    Args:
-        recipe: Recipe. A loaded recipe with an `instances` section.
-        kind: "crops" (the instance stage: every kept instance's crop, at
-            `instances.instance_size`) or "images" (the fusion stage: photos at
-            `colorizer.image_size` with their instance crops, boxes and masks).
-
-    Returns:
-        A tuple `(train, validation)` (validation may be None) of
-        `InstanceCropFolder` or `InstanceImageFolder`.
-
-    Raises:
-        RecipeError: a missing folder or boxes file, or no usable image or instance.
-    """
-    from keras_colorize.data import make_instance_datasets, read_boxes
-
-    recipe = _as_recipe(recipe)
-    data, section = recipe["data"], recipe["instances"]
-    try:
-        boxes = read_boxes(section["boxes"])
-    except UserInputError as error:
-        raise recipe.error(("instances", "boxes"), first_line(error)) from None
-    validation_boxes = None
-    if section.get("validation_boxes"):
-        try:
-            validation_boxes = read_boxes(section["validation_boxes"])
-        except UserInputError as error:
-            raise recipe.error(("instances", "validation_boxes"), first_line(error)) from None
-    crops = kind == "crops"
-    try:
-        return make_instance_datasets(
-            data["train"],
-            image_size=_instance_size(recipe) if crops else recipe["colorizer"]["image_size"],
-            boxes=boxes,
-            validation_boxes=validation_boxes,
-            kind=kind,
-            instance_size=None if crops else _instance_size(recipe),
-            **_instance_settings(recipe),
-            **_data_arguments(recipe),
-        )
-    except RecipeError:
-        raise
-    except UserInputError as error:
-        raise _data_error(recipe, error) from None
-
-
-def _stage_generator(path):
-    """The generator of a stage checkpoint (a Colorizer `.keras` file)."""
-    from keras_colorize.loading import load_colorizer
-
-    return load_colorizer(path).generator
-
-
-def build_instance_colorizer(recipe, full_checkpoint, steps_per_epoch=None, compile=True):
-    """Build the instance colorizer of stage 2: a copy of the full-image colorizer's generator.
-
-    Args:
-        recipe: Recipe. A loaded recipe with an `instances` section.
-        full_checkpoint: str or Path. The full-image stage's `best.keras`.
-        steps_per_epoch: int or None. Batches per epoch, for the learning-rate
-            schedule. Defaults to None.
-        compile: bool. Compile with the recipe's optimizer and `colorizer.loss`.
-            Defaults to True.
-
-    Returns:
-        A `Colorizer` at `instances.instance_size` whose generator has the full-image
-        generator's configuration and weights.
-    """
-    from keras_colorize.colorizer import Colorizer
-    from keras_colorize.models.fusion import clone_generator
-
-    recipe = _as_recipe(recipe)
-    colorizer = Colorizer(clone_generator(_stage_generator(full_checkpoint)), image_size=_instance_size(recipe))
-    if compile:
-        total = steps_per_epoch * recipe["train"]["epochs"] if steps_per_epoch else None
-        compile_colorizer(recipe, colorizer, build_optimizer(recipe, decay_steps=total))
-    return colorizer
-
-
-def build_fusion_colorizer(recipe, full_checkpoint, instance_checkpoint, steps_per_epoch=None, compile=True):
-    """Build the fusion stage's `FusionColorizer` from the two earlier stages' checkpoints.
-
-    Args:
-        recipe: Recipe. A loaded recipe with an `instances` section.
-        full_checkpoint: str or Path. The full-image stage's `best.keras`.
-        instance_checkpoint: str or Path. The instance stage's `best.keras`.
-        steps_per_epoch: int or None. Batches per epoch, for the learning-rate
-            schedule. Defaults to None.
-        compile: bool. Compile with the recipe's optimizer and `colorizer.loss`.
-            Defaults to True.
-
-    Returns:
-        A `FusionColorizer` whose two generators are frozen; its inputs are the dicts
-        of `InstanceImageFolder` (sRGB in [0, 1]).
-
-    Raises:
-        RecipeError: unknown fusion points or bad settings.
-    """
-    from keras_colorize.models.fusion import FusionColorizer, SimpleWeightModel
-
-    recipe = _as_recipe(recipe)
-    section = recipe["instances"]
-    fusion_kwargs = {}
-    if section.get("fusion_points") is not None:
-        fusion_kwargs["fusion_points"] = tuple(section["fusion_points"])
-    if section.get("weight_filters") is not None:
-        fusion_kwargs["filters"] = section["weight_filters"]
-    try:
-        fusion_model = SimpleWeightModel(
-            _stage_generator(full_checkpoint), _stage_generator(instance_checkpoint), **fusion_kwargs
-        )
-    except (UserInputError, ValueError) as error:
-        raise recipe.error("instances", first_line(error)) from None
-    colorizer = FusionColorizer(
-        fusion_model,
-        image_size=recipe["colorizer"]["image_size"],
-        instance_size=_instance_size(recipe),
-        **_instance_settings(recipe),
-    )
-    if compile:
-        total = steps_per_epoch * recipe["train"]["epochs"] if steps_per_epoch else None
-        compile_colorizer(recipe, colorizer, build_optimizer(recipe, decay_steps=total))
-    return colorizer
-
-
-# ----------------------------------------------------------------------------- InstructPix2Pix fine-tuning
-
-
-def _finetune_optimizer_arguments(recipe, name, kwargs):
-    """AdamW arguments left out take the InstructPix2Pix script's values; `finetune.ema` adds the EMA."""
-    from keras_colorize.models.instruct_pix2pix.finetuner import default_optimizer
-
-    kwargs = dict(kwargs)
-    if name.lower() == "adamw":
-        config = default_optimizer().get_config()
-        for key in ("learning_rate", "weight_decay", "epsilon", "global_clipnorm"):
-            kwargs.setdefault(key, config[key])
-    finetune = recipe["finetune"]
-    if finetune.get("ema"):
-        kwargs.setdefault("use_ema", True)
-        kwargs.setdefault("ema_momentum", float(finetune["ema_momentum"]))
-    return kwargs
-
-
-def build_components(recipe):
-    """Load (or make) the InstructPix2Pix components a recipe's `model` section names.
-
-    `model.preset` is a preset folder (`convert.preset.load_preset`); `model.random`
-    (`tiny` or `full`) makes seeded random components (`model.seed`, 0), for trials.
-    The networks take the current Keras dtype policy, or `model.dtype` when set.
-
-    Args:
-        recipe: Recipe, dict, str or Path. A loaded recipe with `model.name:
-            InstructPix2Pix`.
-
-    Returns:
-        A `DiffusionComponents`.
-
-    Raises:
-        RecipeError: the preset folder is missing or cannot be loaded (names
-            `model.preset`).
-    """
-    from keras_colorize.models.instruct_pix2pix.convert.preset import load_preset, random_components
-
-    recipe = _as_recipe(recipe)
-    model = recipe["model"]
-    dtype = model.get("dtype")
-    if "random" in model:
-        return random_components(seed=int(model.get("seed", 0)), tiny=model["random"] == "tiny", dtype=dtype)
-    check_preset_path(recipe)
-    try:
-        return load_preset(model["preset"], dtype=dtype)
-    except UserInputError as error:
-        raise recipe.error(("model", "preset"), first_line(error)) from None
-
-
-def check_preset_path(recipe):
-    """Check that `model.preset` of an InstructPix2Pix recipe is a folder with a `config.json`.
-
-    Raises:
-        RecipeError: naming `model.preset` and how to set it.
-    """
-    preset = recipe["model"].get("preset")
-    if preset is None:
-        return
-    path = Path(preset).expanduser()
-    if not path.is_dir():
-        raise recipe.error(("model", "preset"), f"preset folder not found: {preset} (pass --set model.preset=FOLDER)")
-    if not (path / "config.json").is_file():
-        raise recipe.error(("model", "preset"), f"{preset} has no config.json (not an InstructPix2Pix preset folder)")
-
-
-def finetuner_arguments(recipe):
-    """The `InstructPix2PixFineTuner` arguments of a recipe's `finetune` section (constants for nulls)."""
-    from keras_colorize.models.instruct_pix2pix.constants import CONDITIONING_DROPOUT
-
-    finetune = recipe["finetune"]
-    dropout = finetune.get("conditioning_dropout")
-    return {
-        "prompts": finetune.get("prompts"),
-        "conditioning_dropout": CONDITIONING_DROPOUT if dropout is None else float(dropout),
-        "loss": finetune["loss"],
-        "seed": recipe["train"]["seed"],
-        "lora_rank": finetune.get("lora_rank"),
-        "remat": finetune.get("remat"),
-        "sampling": {k: v for k, v in validation_settings(recipe).items() if k not in ("every_n_steps", "images")},
-    }
-
-
-def validation_settings(recipe):
-    """The sampled-validation settings of `finetune.validation`, constants for nulls.
-
-    Returns:
-        A dict of `every_n_steps` (None: off), `images`, `steps`, `guidance`,
-        `image_guidance`, `sampler` and `seed`.
-    """
-    from keras_colorize.models.instruct_pix2pix.constants import IMAGE_GUIDANCE, SAMPLING_STEPS, TEXT_GUIDANCE
-
-    values = dict(recipe["finetune"]["validation"])
-    for key, constant in (("steps", SAMPLING_STEPS), ("guidance", TEXT_GUIDANCE), ("image_guidance", IMAGE_GUIDANCE)):
-        if values.get(key) is None:
-            values[key] = constant
-    return values
-
-
-def build_finetuner(recipe, steps_per_epoch=None, compile=True):
-    """Build the InstructPix2Pix fine-tuner of a recipe, compiled with its optimizer.
-
-    Args:
-        recipe: Recipe, dict, str or Path. A loaded recipe with `model.name:
-            InstructPix2Pix`.
-        steps_per_epoch: int or None. Batches per epoch, for the learning-rate
-            schedule. Defaults to None.
-        compile: bool. Compile with the recipe's optimizer (AdamW with the
-            InstructPix2Pix settings by default; `finetune.ema` adds an EMA).
-            Defaults to True.
-
-    Returns:
-        An `InstructPix2PixFineTuner` taking sRGB in [0, 1], shape
-        (N, image_size, image_size, 3).
-
-    Raises:
-        RecipeError: a missing preset, a prompt file that cannot be read, an image
-            size the networks cannot take, or bad fine-tuning settings.
-    """
-    from keras_colorize.models.instruct_pix2pix.finetuner import InstructPix2PixFineTuner
-    from keras_colorize.models.instruct_pix2pix.pipeline import size_multiple
-
-    recipe = _as_recipe(recipe)
-    components = build_components(recipe)
-    multiple = size_multiple(components)
-    image_size = recipe["colorizer"]["image_size"]
-    if image_size % multiple:
-        raise recipe.error(
-            ("colorizer", "image_size"), f"{image_size} must be a multiple of {multiple} for these networks"
-        )
-    arguments = finetuner_arguments(recipe)
-    try:
-        finetuner = InstructPix2PixFineTuner(components, **arguments)
-    except UserInputError as error:
-        message = first_line(error)
-        key = ("finetune", "prompts") if arguments["prompts"] and str(arguments["prompts"]) in message else "finetune"
-        raise recipe.error(key, message) from None
-    if compile:
-        total = steps_per_epoch * recipe["train"]["epochs"] if steps_per_epoch else None
-        finetuner.compile(optimizer=build_optimizer(recipe, decay_steps=total))
-    return finetuner

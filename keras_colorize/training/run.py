@@ -127,8 +127,11 @@ def _check_run_dir(run_dir, resume):
     return state
 
 
-def _fixed_images(dataset, count, image_size):
-    """The first `count` images of a dataset, centre-cropped: sRGB in [0, 1], (N, S, S, 3)."""
+def fixed_images(dataset, count, image_size):
+    """The first `count` images of a dataset, centre-cropped: sRGB in [0, 1], (N, S, S, 3).
+
+    The fixed inputs of a run's sample grids and sampled validation.
+    """
     import numpy as np
 
     from keras_colorize.data import center_crop
@@ -138,20 +141,13 @@ def _fixed_images(dataset, count, image_size):
     return np.stack(crops).astype("float32") / 255.0
 
 
-def _optimizers_by_section(model, recipe):
-    """(recipe section, optimizer) pairs of a Colorizer or an adversarial trainer."""
-    if "trainer" not in recipe:
-        return [("optimizer", model.optimizer)]
-    discriminator_section = "discriminator_optimizer" if "discriminator_optimizer" in recipe else "optimizer"
-    return [("optimizer", model.generator_optimizer), (discriminator_section, model.discriminator_optimizer)]
-
-
-def _apply_learning_rate(model, recipe):
+def _apply_learning_rate(model, plan):
     """On resume, the recipe's learning rates replace the checkpoint's (the rest of the
     optimizer state, such as moments and the step count, comes from the checkpoint)."""
     import keras
 
-    for section, optimizer in _optimizers_by_section(model, recipe):
+    recipe = plan.recipe
+    for section, optimizer in plan.optimizers(model):
         wanted = recipe[section].get("learning_rate")
         if wanted is None or optimizer is None:
             continue
@@ -160,7 +156,7 @@ def _apply_learning_rate(model, recipe):
         current = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
         if not math.isclose(current, float(wanted), rel_tol=1e-6):
             optimizer.learning_rate = float(wanted)
-            _say(f"{section}.learning_rate {current:g} (checkpoint) -> {float(wanted):g} (recipe)")
+            say(f"{section}.learning_rate {current:g} (checkpoint) -> {float(wanted):g} (recipe)")
 
 
 def _load_run_checkpoint(path, wanted):
@@ -171,29 +167,6 @@ def _load_run_checkpoint(path, wanted):
     if type(model).__name__ != wanted:
         raise RunDirectoryError(f"{path}: holds a {type(model).__name__}, but the recipe trains a {wanted}")
     return model
-
-
-def _logged_curves(recipe, has_validation):
-    """The logs drawn in `loss_curve.png` and the one that chooses `best.keras`."""
-    validation = ["val_g_rec"] if has_validation else []
-    if "trainer" not in recipe:
-        return ["loss", "val_loss"], ("val_loss" if has_validation else "loss")
-    monitor = "val_g_rec" if has_validation else "g_rec"
-    if recipe["trainer"]["name"] == "WGANGPTrainer":
-        return ["critic_loss", "gp", "g_adv", "g_rec"] + validation, monitor
-    return ["d_loss", "g_adv", "g_rec"] + validation, monitor
-
-
-def _describe(model, recipe):
-    """One line: the networks and their parameter counts."""
-    text = f"{recipe['model']['name']} ({model.generator.count_params():,} parameters)"
-    if "trainer" in recipe:
-        adversary = model.adversary
-        text = (
-            f"{recipe['trainer']['name']}: {text} against {recipe['discriminator']['name']} "
-            f"({adversary.count_params():,} parameters)"
-        )
-    return text
 
 
 def _tensorboard_callbacks(run_dir):
@@ -255,33 +228,26 @@ def loss_text(loss):
     return " + ".join(name if weight == 1 else f"{weight:g} {name}" for name, weight in loss.items())
 
 
-def _curve_title(recipe):
-    name = recipe.get("name", "run")
-    if "trainer" in recipe:
-        return f"{name}: {recipe['trainer']['name']}, {recipe['model']['name']}"
-    return f"{name}: {recipe['model']['name']}, {loss_text(recipe['colorizer']['loss'])} loss"
-
-
 def _plural(count, word):
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def _say(message):
+def say(message):
+    """Print one line of a run's progress at once."""
     print(message, flush=True)
 
 
 class RunPlan:
     """What one run directory trains: how to get its data and model, and how to show them.
 
-    The default plan trains what a one-stage recipe describes (a Colorizer or an
-    adversarial trainer); instance-aware training gives one plan per stage
-    (`keras_colorize.training.stages`).
+    Each kind of training makes the plans of its recipes (`TrainingKind.plan`,
+    `keras_colorize.recipes.kinds`); instance-aware training makes one per stage.
 
     Args:
         recipe: Recipe. The (stage) recipe written to the run directory.
         datasets: callable returning `(train, validation or None)`.
         build: callable `build(steps_per_epoch)` returning the compiled model.
-        kind: str. The class name a resumed `last.keras` must hold.
+        model_class: str. The class name a resumed `last.keras` must hold.
         description: callable `description(model)`, one line naming the networks.
         sample_inputs: callable `sample_inputs(dataset, count)`: the fixed inputs of the
             sample grids (sRGB in [0, 1], (count, S, S, 3), or a model input dict whose
@@ -302,6 +268,9 @@ class RunPlan:
             before it trains the epochs up to `end_epoch`; it must do nothing when
             the model is already ready (a resumed one). Defaults to None (one
             phase).
+        optimizers: callable or None. `optimizers(model)` returns `(recipe section,
+            optimizer)` pairs, whose learning rates the recipe sets on resume.
+            Defaults to None (the model's `optimizer`, from the `optimizer` section).
     """
 
     def __init__(
@@ -309,7 +278,7 @@ class RunPlan:
         recipe,
         datasets,
         build,
-        kind,
+        model_class,
         description,
         sample_inputs,
         curves,
@@ -318,11 +287,12 @@ class RunPlan:
         callbacks=None,
         finish=None,
         phases=None,
+        optimizers=None,
     ):
         self.recipe = recipe
         self.datasets = datasets
         self.build = build
-        self.kind = kind
+        self.model_class = model_class
         self.description = description
         self.sample_inputs = sample_inputs
         self.curves = curves
@@ -331,132 +301,7 @@ class RunPlan:
         self.callbacks = callbacks
         self.finish = finish
         self.phases = phases or (lambda epochs: [(epochs, None)])
-
-
-def _encoder_phases(recipe):
-    """The phases of `train.freeze_encoder_epochs`: the decoder alone, then the whole
-    generator with the encoder at `train.encoder_learning_rate`."""
-    from keras_colorize.recipes.builder import build_fine_tuning_optimizer, compile_colorizer
-
-    frozen_epochs = recipe["train"]["freeze_encoder_epochs"]
-
-    def unfreeze(model, steps_per_epoch):
-        generator = model.generator
-        if generator.encoder.trainable:
-            return  # fine-tuning already (a resumed run)
-        generator.set_encoder_trainable(True)
-        remaining = steps_per_epoch * (recipe["train"]["epochs"] - frozen_epochs)
-        optimizer = build_fine_tuning_optimizer(recipe, generator, decay_steps=remaining)
-        compile_colorizer(recipe, model, optimizer, model.colorization_loss.class_weights)
-        _say(f"epoch {frozen_epochs + 1}: the encoder is unfrozen and fine-tuned")
-
-    def phases(epochs):
-        if not frozen_epochs or frozen_epochs >= epochs:
-            return [(epochs, None)]
-        return [(frozen_epochs, None), (epochs, unfreeze)]
-
-    return phases
-
-
-def default_plan(recipe):
-    """The `RunPlan` of a one-stage recipe: a Colorizer, or an adversarial trainer.
-
-    A Colorizer whose loss has the `ab_classification` term gets its rebalancing
-    weights from one pass over the training photos; with
-    `train.freeze_encoder_epochs`, its encoder is fine-tuned after those epochs.
-    """
-    from keras_colorize.colorizer import Colorizer
-    from keras_colorize.recipes import build_datasets, build_model
-    from keras_colorize.recipes.builder import rebalancing_weights_for
-
-    curves, _ = _logged_curves(recipe, True)
-    made = {}
-
-    def datasets():
-        made["train"], validation_set = build_datasets(recipe)
-        return made["train"], validation_set
-
-    def build(steps):
-        class_weights = None if "trainer" in recipe else rebalancing_weights_for(recipe, made["train"])
-        return build_model(recipe, steps_per_epoch=steps, class_weights=class_weights)
-
-    return RunPlan(
-        recipe,
-        datasets=datasets,
-        build=build,
-        kind=recipe["trainer"]["name"] if "trainer" in recipe else Colorizer.__name__,
-        description=lambda model: _describe(model, recipe),
-        sample_inputs=lambda dataset, count: _fixed_images(dataset, count, recipe["colorizer"]["image_size"]),
-        curves=curves,
-        monitor=lambda has_validation: _logged_curves(recipe, has_validation)[1],
-        title=_curve_title(recipe),
-        phases=None if "trainer" in recipe else _encoder_phases(recipe),
-    )
-
-
-def instruct_pix2pix_plan(recipe):
-    """The `RunPlan` of InstructPix2Pix fine-tuning (`model.name: InstructPix2Pix`).
-
-    The model is an `InstructPix2PixFineTuner`; `best.keras` follows `val_loss` (the
-    noise MSE with the validation prompt), else `loss`. With
-    `finetune.validation.every_n_steps`, a `SampledValidation` callback samples the
-    held-out images (validation images when there are any); after training the
-    fine-tuned components are written to `<run_dir>/preset`.
-    """
-    from keras_colorize.recipes import build_datasets
-    from keras_colorize.recipes.builder import build_finetuner, check_preset_path, validation_settings
-
-    check_preset_path(recipe)
-    image_size = recipe["colorizer"]["image_size"]
-    curves = ["loss", "val_loss", "noise_loss", "val_noise_loss"]
-    if recipe["finetune"]["loss"] == "joint":
-        curves += ["lab_loss", "val_lab_loss"]
-    settings = validation_settings(recipe)
-    source = recipe["model"].get("preset") or f"random {recipe['model']['random']} components"
-
-    def describe(model):
-        total = model.unet.count_params()
-        trainable = sum(math.prod(v.shape) for v in model.unet.trainable_weights)
-        lora = f", LoRA rank {model.lora_rank}" if model.lora_rank else ""
-        return f"InstructPix2Pix U-Net ({total:,} parameters, {trainable:,} trained{lora}) from {source}"
-
-    def callbacks(run_dir, train_set, validation_set):
-        if not settings["every_n_steps"]:
-            return []
-        from keras_colorize.models.instruct_pix2pix.validation import SampledValidation
-
-        held_out = validation_set if validation_set is not None else train_set
-        images = _fixed_images(held_out, settings["images"], image_size)
-        return [
-            SampledValidation(
-                images,
-                every_n_steps=settings["every_n_steps"],
-                output_dir=Path(run_dir) / "validation",
-                steps=settings["steps"],
-                guidance=settings["guidance"],
-                image_guidance=settings["image_guidance"],
-                sampler=settings["sampler"],
-                seed=settings["seed"],
-            )
-        ]
-
-    def finish(model, run_dir):
-        path = model.save_preset(Path(run_dir) / "preset", overwrite=True)
-        _say(f"fine-tuned preset: {path}")
-
-    return RunPlan(
-        recipe,
-        datasets=lambda: build_datasets(recipe),
-        build=lambda steps: build_finetuner(recipe, steps_per_epoch=steps),
-        kind="InstructPix2PixFineTuner",
-        description=describe,
-        sample_inputs=lambda dataset, count: _fixed_images(dataset, count, image_size),
-        curves=curves,
-        monitor=lambda has_validation: "val_loss" if has_validation else "loss",
-        title=f"{recipe.get('name', 'run')}: InstructPix2Pix fine-tuning, {recipe['finetune']['loss']} loss",
-        callbacks=callbacks,
-        finish=finish,
-    )
+        self.optimizers = optimizers or (lambda model: [("optimizer", model.optimizer)])
 
 
 def fit_run(plan, run_dir, resume=False, verbose="auto"):
@@ -487,7 +332,7 @@ def fit_run(plan, run_dir, resume=False, verbose="auto"):
     policy, distribution = train.get("mixed_precision"), train.get("distribution")
     check_policy(policy)
     check_distribution(distribution)
-    with precision_policy(policy), data_parallel(distribution, batch_size=train["batch_size"], say=_say):
+    with precision_policy(policy), data_parallel(distribution, batch_size=train["batch_size"], say=say):
         return _fit_run(plan, run_dir, resume, verbose)
 
 
@@ -512,19 +357,19 @@ def _fit_run(plan, run_dir, resume, verbose):
     epochs = recipe["train"]["epochs"]
     initial_epoch = int(state["epoch"]) if state else 0
     if initial_epoch >= epochs:
-        _say(f"{run_dir}: already trained {initial_epoch} of {_plural(epochs, 'epoch')}; nothing to do")
+        say(f"{run_dir}: already trained {initial_epoch} of {_plural(epochs, 'epoch')}; nothing to do")
         return run_dir
 
     keras.utils.set_random_seed(recipe["train"]["seed"])
     train_set, validation_set = plan.datasets()
-    _say(train_set.summary)
+    say(train_set.summary)
     if validation_set is not None:
-        _say(validation_set.summary)
+        say(validation_set.summary)
     steps = recipe["train"]["steps_per_epoch"]
     tensorboard = _tensorboard_callbacks(run_dir) if recipe["train"]["tensorboard"] else []
     if resume:
-        model = _load_run_checkpoint(run_dir / "checkpoints" / "last.keras", plan.kind)
-        _apply_learning_rate(model, recipe)
+        model = _load_run_checkpoint(run_dir / "checkpoints" / "last.keras", plan.model_class)
+        _apply_learning_rate(model, plan)
         for dataset in (train_set, validation_set):
             if dataset is not None:
                 dataset.epoch = initial_epoch
@@ -582,7 +427,7 @@ def _fit_run(plan, run_dir, resume, verbose):
         ]
 
     action = f"resuming at epoch {initial_epoch + 1}" if resume else "training"
-    _say(
+    say(
         f"{action}: {plan.description(model)} at {image_size}x{image_size}, {_plural(epochs, 'epoch')}, "
         f"backend {keras.backend.backend()}; run directory {run_dir}"
     )
@@ -623,7 +468,7 @@ def _fit_run(plan, run_dir, resume, verbose):
         plan.finish(model, run_dir)
     best = checkpoint.best
     best_text = f"best {monitor} {best:.5g} at epoch {checkpoint.best_epoch}" if math.isfinite(best) else "no best"
-    _say(f"done: {_plural(epochs, 'epoch')}, {best_text}; checkpoints in {run_dir / 'checkpoints'}")
+    say(f"done: {_plural(epochs, 'epoch')}, {best_text}; checkpoints in {run_dir / 'checkpoints'}")
     return run_dir
 
 
@@ -631,10 +476,11 @@ __all__ = [
     "RunDirectoryError",
     "RunPlan",
     "TrainingDivergedError",
-    "default_plan",
     "default_run_dir",
     "environment_info",
     "fit_run",
-    "instruct_pix2pix_plan",
+    "fixed_images",
+    "loss_text",
     "read_state",
+    "say",
 ]

@@ -1,16 +1,11 @@
 """Training from a recipe: one run directory, or one per stage of an instance-aware recipe.
 
 `run_training` is the entry point of `keras-colorize fit` and of notebooks: it loads
-the recipe and hands it to `training.run` (one run) or `training.stages` (three).
+the recipe and asks its kind to train it (`keras_colorize.recipes.kinds`), in one run
+directory (`training.run.fit_run`) or, for instance-aware training, one per stage.
 """
 
-from pathlib import Path
-
-from keras_colorize.errors import UserInputError
-from keras_colorize.recipes import check_data_paths, load_recipe
-from keras_colorize.recipes.loader import is_instruct_pix2pix
-from keras_colorize.training.run import default_plan, default_run_dir, fit_run, instruct_pix2pix_plan
-from keras_colorize.training.stages import run_stages
+from keras_colorize.recipes.loader import load_recipe
 
 
 def run_training(recipe, run_dir=None, resume=False, overrides=(), verbose="auto", stage=None):
@@ -23,7 +18,7 @@ def run_training(recipe, run_dir=None, resume=False, overrides=(), verbose="auto
     completed one, up to `train.epochs` in total; the recipe's data, epochs and
     learning rate apply, the model and the rest of the optimizer state come from the
     checkpoint. A recipe with an `instances` section trains in three stages, one run
-    directory each under `run_dir` (see `keras_colorize.training.stages.run_stages`).
+    directory each under `run_dir` (see `keras_colorize.recipes.kinds.instance.run_stages`).
 
     Args:
         recipe: Recipe, dict, str or Path. A loaded recipe, a mapping, a YAML file or a
@@ -51,16 +46,7 @@ def run_training(recipe, run_dir=None, resume=False, overrides=(), verbose="auto
         >>> run_dir = run_training("quickstart", overrides=["train.epochs=1"])  # doctest: +SKIP
     """
     recipe = load_recipe(recipe, overrides=overrides)
-    if "instances" in recipe:
-        return run_stages(recipe, run_dir=run_dir, stage=stage, resume=resume, verbose=verbose)
-    if stage is not None:
-        raise UserInputError(
-            f"{recipe.source}: a stage ({stage}) needs a recipe with an instances section (instance-aware training)"
-        )
-    check_data_paths(recipe)
-    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(recipe)
-    plan = instruct_pix2pix_plan(recipe) if is_instruct_pix2pix(recipe) else default_plan(recipe)
-    return fit_run(plan, run_dir, resume=resume, verbose=verbose)
+    return recipe.kind.train(recipe, run_dir=run_dir, resume=resume, verbose=verbose, stage=stage)
 
 
 __all__ = ["run_training"]
