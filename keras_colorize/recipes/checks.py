@@ -14,6 +14,7 @@ from keras_colorize.data.samples import SAMPLES
 
 
 def type_name(value):
+    """A value's type in the words of YAML and the schema: "null", "integer", "mapping", ..."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -32,6 +33,7 @@ def type_name(value):
 
 
 def unknown_key_problem(key, known):
+    """The problem of an unknown key: the closest known key, and every known key."""
     hint = difflib.get_close_matches(str(key), known, n=1)
     did_you_mean = f"did you mean '{hint[0]}'? " if hint else ""
     return f"unknown key ({did_you_mean}expected one of: {', '.join(known)})"
