@@ -1,4 +1,4 @@
-"""The `keras-colorize` command line: fit, evaluate, colorize, convert, models, recipes, samples.
+"""The `keras-colorize` command line: fit, evaluate, colorize, detect, convert, export, models, recipes, ...
 
 The Keras backend is chosen first (`--backend` on the group or on a command, else the
 `KERAS_BACKEND` environment variable), so this module imports nothing that imports Keras
@@ -36,6 +36,7 @@ from keras_colorize.cli.common import (
     select_backend,
     size_option,
 )
+from keras_colorize.cli.detect import detect, detector_option
 from keras_colorize.cli.export import export
 from keras_colorize.cli.weights import weights
 from keras_colorize.errors import UserInputError
@@ -430,6 +431,10 @@ _DIFFUSION_OPTIONS = ("prompt", "guidance", "image_guidance", "steps", "seed", "
     help="Instance boxes of the photos (COCO-style JSON, or a folder of one JSON/.npz per photo), "
     "for an instance-aware CHECKPOINT (fusion stage).",
 )
+@detector_option(
+    "Find the instance boxes of each photo with this keras-hub object detector (a preset handle or folder), "
+    "for an instance-aware CHECKPOINT, instead of --boxes."
+)
 @click.option(
     "--model",
     "preset",
@@ -462,7 +467,7 @@ _DIFFUSION_OPTIONS = ("prompt", "guidance", "image_guidance", "steps", "seed", "
 )
 @size_option("256", extra=" (--model only; rounded down to the model's size multiple)")
 @backend_option
-def colorize(paths, output, overwrite, saved_model, boxes, preset, backend, **sampling):
+def colorize(paths, output, overwrite, saved_model, boxes, detector, preset, backend, **sampling):
     """Colorize photos of any size with the built-in model, CHECKPOINT or a --model PRESET.
 
     Without CHECKPOINT (when the first argument is neither a .keras file nor a
@@ -473,8 +478,10 @@ def colorize(paths, output, overwrite, saved_model, boxes, preset, backend, **sa
     folder or .onnx file (`keras-colorize export`; ONNX needs onnxruntime).
 
     An instance-aware checkpoint (the fusion stage's) colorizes each photo with its
-    instance boxes from --boxes (matched by path relative to an input folder, else by
-    file name); photos without boxes, or without --boxes, take the full-image path.
+    instance boxes: found by --detector (a keras-hub object detector, in the same
+    pass), or read from --boxes (matched by path relative to an input folder, else by
+    file name, see `keras-colorize detect`); photos without boxes, or without either
+    option, take the full-image path.
 
     With --saved-model DIR, CHECKPOINT is left out: the exported SavedModel colorizes
     (through TensorFlow), so a deployment can be checked with the same command.
@@ -499,6 +506,8 @@ def colorize(paths, output, overwrite, saved_model, boxes, preset, backend, **sa
       keras-colorize colorize colorizer.onnx old_photos/ -o colorized/
       keras-colorize colorize runs/instance_fusion/fusion/checkpoints/best.keras old_photos/ \\
           --boxes old_photos_boxes.json -o colorized/
+      keras-colorize colorize runs/instance_fusion/fusion/checkpoints/best.keras old_photos/ \\
+          --detector retinanet_resnet50_fpn_coco -o colorized/
       keras-colorize colorize --model presets/ip2p old_photos/ -o colorized/ --steps 20 --seed 0
     """
     from keras_colorize.export.artefacts import is_saved_model_folder
@@ -511,8 +520,9 @@ def colorize(paths, output, overwrite, saved_model, boxes, preset, backend, **sa
     if preset is not None:
         if saved_model is not None:
             raise UserInputError("--model and --saved-model cannot be combined (choose one model)")
-        if boxes is not None:
-            raise UserInputError("--boxes needs an instance-aware CHECKPOINT; it does not apply to --model")
+        if boxes is not None or detector is not None:
+            option = "--boxes" if boxes is not None else "--detector"
+            raise UserInputError(f"{option} needs an instance-aware CHECKPOINT; it does not apply to --model")
         if not paths:
             raise UserInputError("no INPUTS given (photos or folders to colorize with --model)")
         from keras_colorize.models.instruct_pix2pix.convert.preset import read_preset_config
@@ -522,6 +532,8 @@ def colorize(paths, output, overwrite, saved_model, boxes, preset, backend, **sa
     else:
         if given:
             raise UserInputError(f"{given[0]} applies to --model (an InstructPix2Pix preset) only")
+        if boxes is not None and detector is not None:
+            raise UserInputError("--boxes and --detector cannot be combined (boxes from a file, or detected)")
         if not paths:
             raise UserInputError("no INPUTS given (photos or folders to colorize)")
         if saved_model is not None:
@@ -537,9 +549,10 @@ def colorize(paths, output, overwrite, saved_model, boxes, preset, backend, **sa
     import keras
     from PIL import Image
 
-    from keras_colorize.loading import load_photo_colorizer
-    from keras_colorize.data import UnreadableImageError, load_image
     from keras_colorize.atomic_files import atomic_file
+    from keras_colorize.data import UnreadableImageError, load_image
+    from keras_colorize.detection import PhotoDetector
+    from keras_colorize.loading import load_photo_colorizer
 
     pairs = plan_colorize(inputs, output)
     if not overwrite:
@@ -557,7 +570,9 @@ def colorize(paths, output, overwrite, saved_model, boxes, preset, backend, **sa
             colorizer = SavedModelColorizer(saved_model)
         else:
             colorizer = load_photo_colorizer(checkpoint)
-        instance_boxes = _instance_boxes_for(colorizer, boxes, checkpoint if saved_model is None else saved_model)
+        instance_boxes = _instance_boxes_for(
+            colorizer, boxes, detector, checkpoint if saved_model is None else saved_model
+        )
         colorize_photo = colorizer.colorize
 
     progress = keras.utils.Progbar(len(pairs), unit_name="image")
@@ -572,7 +587,10 @@ def colorize(paths, output, overwrite, saved_model, boxes, preset, backend, **sa
             if instance_boxes is None:
                 result = colorize_photo(image)
             else:
-                photo_boxes = instance_boxes.for_image(source, root=_input_root(source, inputs))
+                if isinstance(instance_boxes, PhotoDetector):
+                    photo_boxes = instance_boxes.boxes(image)
+                else:
+                    photo_boxes = instance_boxes.for_image(source, root=_input_root(source, inputs))
                 with_instances += bool(photo_boxes)
                 result = colorizer.colorize(image, boxes=photo_boxes)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -596,18 +614,23 @@ def _diffusion_colorizer(preset, sampling):
     return DiffusionColorizer(preset, **sampling).colorize
 
 
-def _instance_boxes_for(colorizer, boxes, model_path):
-    """The `InstanceBoxes` of --boxes, checked against the colorizer (None without --boxes)."""
-    if boxes is None:
+def _instance_boxes_for(colorizer, boxes, detector, model_path):
+    """The `InstanceBoxes` of --boxes or the `PhotoDetector` of --detector, checked
+    against the colorizer (None without either)."""
+    if boxes is None and detector is None:
         return None
     from keras_colorize.data import read_boxes
+    from keras_colorize.detection import PhotoDetector
     from keras_colorize.models.fusion import FusionColorizer
 
     if not isinstance(colorizer, FusionColorizer):
+        option = "--boxes" if boxes is not None else "--detector"
         raise UserInputError(
-            f"{model_path}: --boxes needs an instance-aware checkpoint (the fusion stage's best.keras), "
+            f"{model_path}: {option} needs an instance-aware checkpoint (the fusion stage's best.keras), "
             f"not a {type(colorizer).__name__}"
         )
+    if detector is not None:
+        return PhotoDetector(detector, batch_size=1)  # one photo at a time, as it is colorized
     return read_boxes(boxes)
 
 
@@ -764,6 +787,7 @@ def samples(directory):
     click.echo(f"{len(paths)} sample photos in {directory}: {', '.join(p.name for p in paths)}")
 
 
+cli.add_command(detect)
 cli.add_command(export)
 cli.add_command(weights)
 

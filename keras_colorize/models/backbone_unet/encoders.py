@@ -6,18 +6,15 @@ normalisation its weights expect: sRGB in [0, 1] is mapped to the encoder's inpu
 `rgb * scale + offset`, per channel.
 """
 
-import importlib.util
 import re
 
 import keras
 
 from keras_colorize.errors import UserInputError
+from keras_colorize.hub import import_keras_hub
 
 BUILTIN_ENCODERS = ("vgg16",)
 """Encoder names built into the package (`BackboneUNet(encoder="vgg16")`)."""
-
-KERAS_HUB_INSTALL = "pip install --no-deps keras-hub==0.32.0 && pip install kagglehub"
-"""How to install keras-hub beside the pinned stack (see docs/backbone_unet.md)."""
 
 LEVEL_PATTERN = re.compile(r"P(\d+)")
 
@@ -27,15 +24,6 @@ def imagenet_normalization():
     from keras_colorize.models.backbone_unet.vgg16 import IMAGENET_MEAN, IMAGENET_STD
 
     return tuple(1.0 / s for s in IMAGENET_STD), tuple(-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD))
-
-
-def import_keras_hub():
-    """The keras_hub module, or a one-line error naming the install command."""
-    if importlib.util.find_spec("keras_hub") is None:
-        raise UserInputError(f"keras-hub backbones need keras-hub: {KERAS_HUB_INSTALL}")
-    import keras_hub
-
-    return keras_hub
 
 
 def level_stride(level):

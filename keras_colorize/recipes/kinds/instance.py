@@ -5,8 +5,13 @@ or `UNetV2`; training is regression on `colorizer.loss`):
 
 - `instances`: `boxes`, the instance boxes of the training photos: a COCO-style JSON
   file or a folder of one JSON (or `.npz`) file per image (see
-  `keras_colorize.data.read_boxes`); `validation_boxes` (null: `boxes`), for a separate
-  `data.validation` folder; `min_score`, `min_variance` and `max_instances` (null: the
+  `keras_colorize.data.read_boxes`; `keras-colorize detect` writes one); or instead
+  `detector`, a keras-hub object detector preset (a handle or a folder, see
+  `keras_colorize.detection`) that finds them: the boxes of the training (and
+  validation) photos are detected once, before the first stage, into
+  `<run_dir>/boxes/train.json` (and `validation.json`), and reused on resume;
+  `validation_boxes` (null: `boxes`), for a separate `data.validation` folder;
+  `min_score`, `min_variance` and `max_instances` (null: the
   defaults of `keras_colorize.data.select_instances`, 0.99, 2000 and 8), which boxes
   become instances; `instance_size` (null: `colorizer.image_size`), the side of the
   instance crops; `fusion_points` (null: every decoder block below full resolution),
@@ -26,7 +31,8 @@ A recipe of this kind trains, under its run directory:
   instance-aware colorizer.
 
 Each stage directory is an ordinary run directory (recipe, checkpoints, state, history,
-samples) and each stage starts from the `best.keras` of the stages before it.
+samples) and each stage starts from the `best.keras` of the stages before it. With
+`instances.detector`, the stage recipes name the detected box files as `boxes`.
 """
 
 from pathlib import Path
@@ -281,6 +287,64 @@ def _stage_plan(recipe, stage, run_dir):
     )
 
 
+def _photos_of(source):
+    """The photos of a data folder (or the sample photos), keyed as box files key them."""
+    from keras_colorize.data.samples import SAMPLES, sample_photo_paths
+    from keras_colorize.detection import photo_keys
+
+    if source == SAMPLES:
+        return [(path, path.name) for path in sample_photo_paths()]
+    return photo_keys([source])
+
+
+def detected_boxes_recipe(recipe, run_dir):
+    """Detect the boxes of the training (and validation) photos with `instances.detector`.
+
+    The box files `<run_dir>/boxes/train.json` and `validation.json` (with a
+    `data.validation` folder) are written once and resumed where they stopped
+    (`keras_colorize.detection.detect_box_file`); boxes from `DETECTION_SCORE` (or
+    `instances.min_score` when lower) are kept.
+
+    Args:
+        recipe: Recipe. A loaded recipe with `instances.detector`.
+        run_dir: Path. The parent run directory.
+
+    Returns:
+        The recipe with `instances.boxes` (and `validation_boxes`) naming the box
+        files instead of `instances.detector`.
+
+    Raises:
+        RecipeError: the detector cannot be loaded or a data folder has no photos.
+    """
+    from keras_colorize.detection import DETECTION_SCORE, PhotoDetector, detect_box_file
+    from keras_colorize.training.run import say
+
+    section = recipe["instances"]
+    min_score = min(DETECTION_SCORE, section["min_score"] if section.get("min_score") is not None else 1.0)
+    sources = {"train": recipe["data"]["train"]}
+    if recipe["data"]["validation"]:
+        sources["validation"] = recipe["data"]["validation"]
+    try:
+        photos = {name: _photos_of(source) for name, source in sources.items()}
+        detector = PhotoDetector(section["detector"], min_score=min_score)
+    except UserInputError as error:
+        raise recipe.error(("instances", "detector"), first_line(error)) from None
+    data = recipe.to_dict()
+    del data["instances"]["detector"]
+    for name, found in photos.items():
+        path = Path(run_dir) / "boxes" / f"{name}.json"
+        say(f"boxes of the {name} photos: detecting with {section['detector']} into {path}")
+        try:
+            counts = detect_box_file(
+                detector, found, path, preset=section["detector"], progress=False, restart_hint=f"delete {path} first"
+            )
+        except UserInputError as error:
+            raise recipe.error(("instances", "detector"), first_line(error)) from None
+        say(f"{path}: {counts['photos']} photos detected now, {counts['resumed']} before, {counts['boxes']} new boxes")
+        data["instances"]["boxes" if name == "train" else "validation_boxes"] = str(path)
+    return recipe.replace(data)
+
+
 def _stage_is_complete(stage_dir, epochs):
     from keras_colorize.training.run import read_state
 
@@ -324,6 +388,8 @@ def run_stages(recipe, run_dir=None, stage=None, resume=False, verbose="auto"):
     check_data_paths(recipe)
     _check_boxes_paths(recipe)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(recipe)
+    if recipe["instances"].get("detector"):
+        recipe = detected_boxes_recipe(recipe, run_dir)
     for name in [stage] if stage else STAGES:
         stage_dir = run_dir / name
         stage_epochs = stage_recipe(recipe, name)["train"]["epochs"]
@@ -347,9 +413,9 @@ class InstanceKind(RegressionKind):
         "instances": {
             "type": "object",
             "additionalProperties": False,
-            "required": ["boxes"],
             "properties": {
-                "boxes": {"type": "string", "minLength": 1},
+                "boxes": OPTIONAL_PATH,
+                "detector": OPTIONAL_PATH,
                 "validation_boxes": OPTIONAL_PATH,
                 "min_score": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
                 "min_variance": {"type": ["number", "null"], "minimum": 0},
@@ -367,6 +433,7 @@ class InstanceKind(RegressionKind):
     }
     section_defaults = {
         "instances": {
+            "detector": None,
             "validation_boxes": None,
             "min_score": None,
             "min_variance": None,
@@ -385,6 +452,22 @@ class InstanceKind(RegressionKind):
 
     def claims(self, data):
         return "instances" in data
+
+    def check(self, recipe):
+        section = recipe["instances"]
+        if section.get("boxes") and section.get("detector"):
+            raise recipe.error(
+                ("instances", "detector"),
+                "set either instances.boxes (a box file) or instances.detector (a detector preset), not both",
+            )
+        if not section.get("boxes") and not section.get("detector"):
+            raise recipe.error(
+                ("instances", "boxes"), "required key is missing (or instances.detector: a keras-hub detector preset)"
+            )
+        if section.get("detector") and section.get("validation_boxes"):
+            raise recipe.error(
+                ("instances", "validation_boxes"), "instances.detector finds the validation boxes too; remove it"
+            )
 
     def check_classes(self, recipe):
         from keras_colorize import models
