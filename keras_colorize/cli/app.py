@@ -551,7 +551,6 @@ def colorize(paths, output, overwrite, saved_model, boxes, detector, preset, bac
 
     from keras_colorize.atomic_files import atomic_file
     from keras_colorize.data import UnreadableImageError, load_image
-    from keras_colorize.detection import PhotoDetector
     from keras_colorize.loading import load_photo_colorizer
 
     pairs = plan_colorize(inputs, output)
@@ -560,7 +559,7 @@ def colorize(paths, output, overwrite, saved_model, boxes, detector, preset, bac
         if existing:
             more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
             raise UserInputError(f"{existing[0]}: already exists{more}; pass --overwrite to replace outputs")
-    instance_boxes = None
+    boxes_of = None
     if preset is not None:
         colorize_photo = _diffusion_colorizer(preset, sampling)
     else:
@@ -570,8 +569,8 @@ def colorize(paths, output, overwrite, saved_model, boxes, detector, preset, bac
             colorizer = SavedModelColorizer(saved_model)
         else:
             colorizer = load_photo_colorizer(checkpoint)
-        instance_boxes = _instance_boxes_for(
-            colorizer, boxes, detector, checkpoint if saved_model is None else saved_model
+        boxes_of = _instance_boxes_for(
+            colorizer, boxes, detector, inputs, checkpoint if saved_model is None else saved_model
         )
         colorize_photo = colorizer.colorize
 
@@ -584,13 +583,10 @@ def colorize(paths, output, overwrite, saved_model, boxes, detector, preset, bac
             click.echo(f"\nwarning: skipped {error}", err=True)
             skipped += 1
         else:
-            if instance_boxes is None:
+            if boxes_of is None:
                 result = colorize_photo(image)
             else:
-                if isinstance(instance_boxes, PhotoDetector):
-                    photo_boxes = instance_boxes.boxes(image)
-                else:
-                    photo_boxes = instance_boxes.for_image(source, root=_input_root(source, inputs))
+                photo_boxes = boxes_of(source, image)
                 with_instances += bool(photo_boxes)
                 result = colorizer.colorize(image, boxes=photo_boxes)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -600,7 +596,7 @@ def colorize(paths, output, overwrite, saved_model, boxes, detector, preset, bac
             done += 1
         progress.update(index + 1)
     summary = f"colorized {done} image{'s' if done != 1 else ''} into {output}"
-    if instance_boxes is not None:
+    if boxes_of is not None:
         summary += f" ({with_instances} with instance boxes)"
     if skipped:
         summary += f"; skipped {skipped} unreadable"
@@ -614,9 +610,10 @@ def _diffusion_colorizer(preset, sampling):
     return DiffusionColorizer(preset, **sampling).colorize
 
 
-def _instance_boxes_for(colorizer, boxes, detector, model_path):
-    """The `InstanceBoxes` of --boxes or the `PhotoDetector` of --detector, checked
-    against the colorizer (None without either)."""
+def _instance_boxes_for(colorizer, boxes, detector, inputs, model_path):
+    """A function `(photo path, photo) -> its instance boxes`, from the --boxes file
+    (matched by path relative to an input folder) or the --detector; None without
+    either. Checked against the colorizer."""
     if boxes is None and detector is None:
         return None
     from keras_colorize.data import read_boxes
@@ -630,8 +627,10 @@ def _instance_boxes_for(colorizer, boxes, detector, model_path):
             f"not a {type(colorizer).__name__}"
         )
     if detector is not None:
-        return PhotoDetector(detector, batch_size=1)  # one photo at a time, as it is colorized
-    return read_boxes(boxes)
+        found = PhotoDetector(detector, batch_size=1)  # one photo at a time, as it is colorized
+        return lambda source, image: found.boxes(image)
+    read = read_boxes(boxes)
+    return lambda source, image: read.for_image(source, root=_input_root(source, inputs))
 
 
 def _input_root(source, inputs):

@@ -12,7 +12,7 @@ from keras_colorize.cli.common import (
     select_backend,
     size_option,
 )
-from keras_colorize.errors import UserInputError
+from keras_colorize.errors import UserInputError, first_line
 from keras_colorize.export.core import FORMATS, check_output
 
 
@@ -98,7 +98,7 @@ def _preset_metadata(checkpoint, metadata_file):
         try:
             extra = yaml.safe_load(metadata_file.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-            raise UserInputError(f"--metadata {metadata_file}: cannot read ({str(error).splitlines()[0]})") from None
+            raise UserInputError(f"--metadata {metadata_file}: cannot read ({first_line(error)})") from None
         if not isinstance(extra, dict):
             raise UserInputError(f"--metadata {metadata_file}: expected a mapping, got {type(extra).__name__}")
         metadata.update(extra)
