@@ -306,6 +306,43 @@ def _read_box_file(path):
     return data
 
 
+def completed_box_file(output, photos, preset, min_score, classes=None):
+    """The counts of `detect_box_file` when `output` already holds every photo, detected
+    with these settings (nothing to detect, so no detector need be loaded); else None.
+
+    Args:
+        output: str or Path. The box file.
+        photos: list of `(path, key)`, as `detect_box_file` takes.
+        preset: str. The detector preset.
+        min_score: float. The score threshold.
+        classes: iterable of str or None. The category names kept. Defaults to None.
+
+    Returns:
+        A dict of counts (`photos` 0, `resumed`, `skipped` 0, `boxes` 0) or None.
+    """
+    output = Path(output)
+    try:
+        data = json.loads(output.read_text(encoding="utf-8")) if output.is_file() else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not (isinstance(data, dict) and isinstance(data.get("images"), list) and isinstance(data.get("info"), dict)):
+        return None
+
+    def names(values):
+        return None if values is None else sorted(str(value).lower() for value in values)
+
+    info = data["info"]
+    same = (
+        info.get("detector") == str(preset)
+        and info.get("min_score") == float(min_score)
+        and names(info.get("classes")) == names(classes)
+    )
+    done = {str(image.get("file_name")) for image in data["images"] if isinstance(image, dict)}
+    if not same or any(key not in done for _, key in photos):
+        return None
+    return {"photos": 0, "resumed": len(photos), "skipped": 0, "boxes": 0}
+
+
 def _box_file_settings(detector, preset):
     return {
         "detector": str(preset),

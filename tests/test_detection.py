@@ -13,7 +13,14 @@ import pytest
 import yaml
 
 from keras_colorize.data import read_boxes
-from keras_colorize.detection import DetectorError, PhotoDetector, detect_box_file, letterbox, photo_keys
+from keras_colorize.detection import (
+    DetectorError,
+    PhotoDetector,
+    completed_box_file,
+    detect_box_file,
+    letterbox,
+    photo_keys,
+)
 from tests.detectors import anchors_xyxy, constant_detector
 from tests.test_case import assert_one_line_error, invoke_cli
 from tests.test_instance_stages import tiny_recipe, write_recipe
@@ -147,12 +154,19 @@ def test_an_interrupted_detection_keeps_what_it_found(preset, photos, tmp_path):
     detector.detect = interrupted_after_one_photo
     output = tmp_path / "boxes.json"
     with pytest.raises(KeyboardInterrupt):
-        detect_box_file(detector, photo_keys([photos]), output, progress=False)
+        detect_box_file(detector, photo_keys([photos]), output, preset=str(preset), progress=False)
     assert len(json.loads(output.read_text())["images"]) == 1
+    readable = [pair for pair in photo_keys([photos]) if pair[1] != "broken.jpg"]
+    assert completed_box_file(output, readable, preset, 0.5) is None  # two photos still to detect
     detector.detect = detect
-    counts = detect_box_file(detector, photo_keys([photos]), output, progress=False)
+    counts = detect_box_file(detector, photo_keys([photos]), output, preset=str(preset), progress=False)
     assert counts["resumed"] == 1 and counts["photos"] == 2 and counts["skipped"] == 1
     assert len(json.loads(output.read_text())["images"]) == 3
+    # A finished file needs no detector; other settings or another photo do.
+    assert completed_box_file(output, readable, preset, 0.5) == {"photos": 0, "resumed": 3, "skipped": 0, "boxes": 0}
+    assert completed_box_file(output, readable, preset, 0.7) is None
+    assert completed_box_file(output, readable, preset, 0.5, classes=["person"]) is None
+    assert completed_box_file(output, readable + [(photos / "new.jpg", "new.jpg")], preset, 0.5) is None
 
 
 def test_detect_refuses_bad_input_in_one_line(preset, photos, tmp_path):
@@ -180,12 +194,13 @@ def test_detect_refuses_bad_input_in_one_line(preset, photos, tmp_path):
 
 def test_instance_recipe_detects_once_and_colorizes_in_one_pass(preset, photo_paths, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    own_preset = shutil.copytree(preset, tmp_path / "detector")
     photos = tmp_path / "photos"
     photos.mkdir()
     for path in photo_paths:
         shutil.copy(path, photos / path.name)
     recipe = tiny_recipe(photos)
-    recipe["instances"] = {"detector": str(preset), "instance_size": 32, "max_instances": 3}
+    recipe["instances"] = {"detector": str(own_preset), "instance_size": 32, "max_instances": 3}
     path = write_recipe(tmp_path, recipe)
     run_dir = tmp_path / "run"
     result = invoke_cli("fit", path, "--run-dir", run_dir)
@@ -198,7 +213,8 @@ def test_instance_recipe_detects_once_and_colorizes_in_one_pass(preset, photo_pa
         assert stage_recipe["instances"]["boxes"] == str(boxes_file) and "detector" not in stage_recipe["instances"]
     assert "instances kept" in result.output
 
-    # Resuming reuses the detected boxes.
+    # Resuming reuses the detected boxes, without loading the detector (gone now).
+    shutil.rmtree(own_preset)
     before = boxes_file.read_bytes()
     result = invoke_cli("fit", path, "--run-dir", run_dir, "--resume")
     assert result.exit_code == 0, result.output

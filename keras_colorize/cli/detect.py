@@ -67,7 +67,7 @@ def detect(inputs, output, detector, min_score, classes, batch_size, overwrite, 
       keras-colorize detect photos/ -o boxes.json --detector retinanet_resnet50_fpn_coco
       keras-colorize detect photos/ -o people.json --detector my_detector/ --classes person --min-score 0.7
     """
-    from keras_colorize.detection import DETECTION_SCORE, PhotoDetector, detect_box_file, photo_keys
+    from keras_colorize.detection import DETECTION_SCORE, PhotoDetector, completed_box_file, detect_box_file, photo_keys
 
     if detector is None:
         raise UserInputError("--detector PRESET is required (a keras-hub object detector preset handle or folder)")
@@ -77,15 +77,13 @@ def detect(inputs, output, detector, min_score, classes, batch_size, overwrite, 
         raise UserInputError(f"{output}: is a folder; -o names the box file to write")
     photos = photo_keys(inputs)
     names = parse_classes(classes)
-    select_backend(backend)
-    import_keras_quietly()
-    found = PhotoDetector(
-        detector,
-        min_score=DETECTION_SCORE if min_score is None else min_score,
-        classes=names,
-        batch_size=batch_size,
-    )
-    counts = detect_box_file(found, photos, output, preset=detector, overwrite=overwrite)
+    min_score = DETECTION_SCORE if min_score is None else min_score
+    counts = None if overwrite else completed_box_file(output, photos, detector, min_score, names)
+    if counts is None:  # photos to detect: load the detector
+        select_backend(backend)
+        import_keras_quietly()
+        found = PhotoDetector(detector, min_score=min_score, classes=names, batch_size=batch_size)
+        counts = detect_box_file(found, photos, output, preset=detector, overwrite=overwrite)
     summary = f"detected {counts['boxes']} boxes in {counts['photos']} photos into {output}"
     if counts["resumed"]:
         summary += f" ({counts['resumed']} already in it)"

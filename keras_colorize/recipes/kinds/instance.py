@@ -302,8 +302,9 @@ def detected_boxes_recipe(recipe, run_dir):
 
     The box files `<run_dir>/boxes/train.json` and `validation.json` (with a
     `data.validation` folder) are written once and resumed where they stopped
-    (`keras_colorize.detection.detect_box_file`); boxes from `DETECTION_SCORE` (or
-    `instances.min_score` when lower) are kept.
+    (`keras_colorize.detection.detect_box_file`); the detector is loaded only when a
+    file lacks photos, so a finished detection is reused without it. Boxes from
+    `DETECTION_SCORE` (or `instances.min_score` when lower) are kept.
 
     Args:
         recipe: Recipe. A loaded recipe with `instances.detector`.
@@ -316,7 +317,7 @@ def detected_boxes_recipe(recipe, run_dir):
     Raises:
         RecipeError: the detector cannot be loaded or a data folder has no photos.
     """
-    from keras_colorize.detection import DETECTION_SCORE, PhotoDetector, detect_box_file
+    from keras_colorize.detection import DETECTION_SCORE, PhotoDetector, completed_box_file, detect_box_file
     from keras_colorize.training.run import say
 
     section = recipe["instances"]
@@ -324,20 +325,20 @@ def detected_boxes_recipe(recipe, run_dir):
     sources = {"train": recipe["data"]["train"]}
     if recipe["data"]["validation"]:
         sources["validation"] = recipe["data"]["validation"]
-    try:
-        photos = {name: _photos_of(source) for name, source in sources.items()}
-        detector = PhotoDetector(section["detector"], min_score=min_score)
-    except UserInputError as error:
-        raise recipe.error(("instances", "detector"), first_line(error)) from None
+    detector = None
     data = recipe.to_dict()
     del data["instances"]["detector"]
-    for name, found in photos.items():
+    for name, source in sources.items():
         path = Path(run_dir) / "boxes" / f"{name}.json"
-        say(f"boxes of the {name} photos: detecting with {section['detector']} into {path}")
         try:
-            counts = detect_box_file(
-                detector, found, path, preset=section["detector"], progress=False, restart_hint=f"delete {path} first"
-            )
+            found = _photos_of(source)
+            counts = completed_box_file(path, found, section["detector"], min_score)
+            if counts is None:
+                say(f"boxes of the {name} photos: detecting with {section['detector']} into {path}")
+                detector = detector or PhotoDetector(section["detector"], min_score=min_score)
+                counts = detect_box_file(
+                    detector, found, path, preset=section["detector"], progress=False, restart_hint=f"delete {path} first"
+                )
         except UserInputError as error:
             raise recipe.error(("instances", "detector"), first_line(error)) from None
         say(f"{path}: {counts['photos']} photos detected now, {counts['resumed']} before, {counts['boxes']} new boxes")
