@@ -25,8 +25,11 @@ def _image_array(image):
 
 
 def _to_float_rgb(image):
-    """An image as float32 sRGB in [0, 1], shape (H, W, 3); gray is replicated."""
-    array = _image_array(image)
+    """An image (H, W[, C]) or a batch (N, H, W, C) as float32 sRGB in [0, 1] with 3
+    channels; gray is replicated, alpha dropped."""
+    array = np.asarray(image)
+    if array.ndim != 4:
+        array = _image_array(array)
     if array.ndim == 2:
         array = array[..., None]
     array = array[..., :3]
@@ -102,31 +105,89 @@ def colorize_at_full_resolution(image, model_size, predict_ab):
         UserInputError: when the image's shape is not one of the above.
     """
     image = _image_array(image)
-    height, width = image.shape[:2]
+    if image.ndim == 2:
+        image = image[..., None]
+    return colorize_batch_at_full_resolution(image[None], model_size, predict_ab)[0]
+
+
+def colorize_batch_at_full_resolution(images, model_size, predict_ab):
+    """Colorize photos of one size (video frames) at full resolution, one predictor call.
+
+    As `colorize_at_full_resolution`, for a batch: L* of every photo is resized to
+    `model_size`, `predict_ab` runs once on the batch, and each photo keeps its own
+    full-resolution L*.
+
+    Args:
+        images: NumPy uint8 (0-255), uint16 or float (0-1) sRGB of shape
+            (N, H, W, 3) or (N, H, W, 4) (alpha ignored), or gray (N, H, W, 1).
+        model_size: (int, int). Height and width the predictor takes.
+        predict_ab: callable. Maps model-space L in [-1, 1], shape
+            (N, model_size[0], model_size[1], 1), to model-space ab in [-1, 1], shape
+            (N, model_size[0], model_size[1], 2).
+
+    Returns:
+        NumPy uint8 sRGB, shape (N, H, W, 3).
+
+    Raises:
+        UserInputError: when the batch's shape is not one of the above.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
+        raise UserInputError(f"expected images of shape (N, H, W, 3) or (N, H, W, 1), got {images.shape}")
+    height, width = images.shape[1:3]
     lightness = np.concatenate(
         [
             ops.convert_to_numpy(
-                rgb_to_lightness(ops.convert_to_tensor(_to_float_rgb(image[top : top + RECOMBINE_ROWS])), "channels_last")
+                rgb_to_lightness(ops.convert_to_tensor(_to_float_rgb(images[:, top : top + RECOMBINE_ROWS])), "channels_last")
             )
             for top in range(0, height, RECOMBINE_ROWS)
-        ]
+        ],
+        axis=1,
     )
     # Resizing commutes with the affine normalisation: normalising the small L* saves a full-size copy.
     l_small = normalize_l(
-        ops.image.resize(ops.convert_to_tensor(lightness[None]), tuple(model_size), antialias=True, data_format="channels_last")
+        ops.image.resize(ops.convert_to_tensor(lightness), tuple(model_size), antialias=True, data_format="channels_last")
     )
     ab_small = predict_ab(l_small)
     ab_full = ops.convert_to_numpy(
         ops.image.resize(ops.convert_to_tensor(ab_small), (height, width), data_format="channels_last")
-    )[0]
-    output = np.empty((height, width, 3), "uint8")
+    )
+    output = np.empty((len(images), height, width, 3), "uint8")
     for top in range(0, height, RECOMBINE_ROWS):
         rows = slice(top, top + RECOMBINE_ROWS)
         rgb_rows = model_outputs_to_rgb(
-            ops.convert_to_tensor(normalize_l(lightness[rows])), ops.convert_to_tensor(ab_full[rows]), "channels_last"
+            ops.convert_to_tensor(normalize_l(lightness[:, rows])), ops.convert_to_tensor(ab_full[:, rows]), "channels_last"
         )
-        output[rows] = _to_uint8(rgb_rows)
+        output[:, rows] = _to_uint8(rgb_rows)
     return output
+
+
+def check_generator_size(generator, image_size):
+    """The size a generator is run at, as (height, width), else a one-line error.
+
+    Args:
+        generator: keras.Model. May have a fixed `image_size` and a `size_divisor`.
+        image_size: int or (int, int).
+
+    Returns:
+        (int, int).
+
+    Raises:
+        UserInputError: the size differs from the generator's fixed input size, or is
+            not a multiple of its `size_divisor`.
+    """
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    image_size = tuple(int(s) for s in image_size)
+    fixed_size = getattr(generator, "image_size", None)
+    if fixed_size is not None and tuple(np.broadcast_to(fixed_size, 2)) != image_size:
+        raise UserInputError(
+            f"image_size {image_size} must match the {type(generator).__name__}'s fixed input size {fixed_size}"
+        )
+    divisor = getattr(generator, "size_divisor", 1)
+    if any(s % divisor for s in image_size):
+        raise UserInputError(f"image_size {image_size} must be divisible by {divisor} for {type(generator).__name__}")
+    return image_size
 
 
 @register
@@ -158,19 +219,7 @@ class Colorizer(keras.Model):
 
     def __init__(self, generator, image_size=256, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(image_size, int):
-            image_size = (image_size, image_size)
-        self.image_size = tuple(int(s) for s in image_size)
-        fixed_size = getattr(generator, "image_size", None)
-        if fixed_size is not None and tuple(np.broadcast_to(fixed_size, 2)) != self.image_size:
-            raise UserInputError(
-                f"image_size {self.image_size} must match the {type(generator).__name__}'s fixed input size {fixed_size}"
-            )
-        divisor = getattr(generator, "size_divisor", 1)
-        if any(s % divisor for s in self.image_size):
-            raise UserInputError(
-                f"image_size {self.image_size} must be divisible by {divisor} for {type(generator).__name__}"
-            )
+        self.image_size = check_generator_size(generator, image_size)
         self.generator = generator
 
     def build(self, input_shape=None):
@@ -285,7 +334,7 @@ class Colorizer(keras.Model):
         images = np.asarray(images, "float32")
         return recombine(images, ab_output(self.predict(images, batch_size=batch_size, verbose=0)))
 
-    def colorize(self, image):
+    def colorize(self, image, image_size=None):
         """Colorize one photo of any size at full resolution.
 
         The generator sees L resized to `image_size`; the predicted ab is
@@ -294,14 +343,35 @@ class Colorizer(keras.Model):
         Args:
             image: uint8 (0-255) or float (0-1) sRGB of shape (H, W, 3), or gray
                 of shape (H, W) or (H, W, 1).
+            image_size: int, (int, int) or None. The size the generator sees (a
+                multiple of its `size_divisor`). Defaults to None (`self.image_size`).
 
         Returns:
             NumPy uint8 sRGB, shape (H, W, 3).
         """
-        def predict_ab(l_small):
-            return ab_output(self.generator.predict_on_batch(l_small))
+        if image_size is None:
+            return self._colorize_rgb(image, self._whole_photo_ab)
+        size = check_generator_size(self.generator, image_size)
+        return colorize_at_full_resolution(image, size, self._whole_photo_ab)
 
-        return self._colorize_rgb(image, predict_ab)
+    def colorize_batch(self, images, image_size=None):
+        """Colorize photos of one size (video frames) at full resolution, in one generator call.
+
+        Args:
+            images: uint8 (0-255) or float (0-1) sRGB of shape (N, H, W, 3), or gray
+                of shape (N, H, W, 1).
+            image_size: int, (int, int) or None. The size the generator sees.
+                Defaults to None (`self.image_size`).
+
+        Returns:
+            NumPy uint8 sRGB, shape (N, H, W, 3).
+        """
+        size = self.image_size if image_size is None else check_generator_size(self.generator, image_size)
+        return colorize_batch_at_full_resolution(images, size, self._whole_photo_ab)
+
+    def _whole_photo_ab(self, l_small):
+        """Model-space ab in [-1, 1], (N, h, w, 2), of whole photos from their model-space L, (N, h, w, 1)."""
+        return ab_output(self.generator.predict_on_batch(l_small))
 
     def _colorize_rgb(self, image, predict_ab):
         """Colorize one photo (any form `colorize` takes) at full resolution with

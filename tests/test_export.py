@@ -324,6 +324,25 @@ def test_colorize_command_with_a_saved_model(exported, images, expected, workdir
     assert_one_line_error(invoke("colorize", workdir / "unet.keras", "-o", out), "no INPUTS")
 
 
+def test_a_saved_model_colorizes_a_film_frame_by_frame(exported, workdir, tmp_path, photo_paths):
+    from tests.test_video import decode, write_clip
+
+    photo = np.asarray(Image.open(photo_paths[1]).convert("RGB"))
+    frames = np.stack([photo[i : i + 48, 2 * i : 2 * i + 80] for i in range(5)])
+    film = write_clip(tmp_path / "film.mp4", frames)
+    result = invoke("colorize", "--saved-model", exported["gan"][0], film, "-o", tmp_path / "out", "--no-stabilize")
+    assert result.exit_code == 0, result.output
+    assert "colorized 0 images and 1 video" in result.stdout
+    client = SavedModelColorizer(exported["gan"][0])
+    expected = np.stack([client.colorize(frame) for frame in decode(film)["frames"]])
+    got = decode(tmp_path / "out" / "film.mp4")
+    assert got["frames"].shape == frames.shape and len(got["audio"]) == 1
+    # Within the video codec's loss (colour at half resolution, 8-bit YUV twice), and far
+    # closer to the SavedModel's colorization than to the film's own colours.
+    error = np.abs(got["frames"].astype("int16") - expected).mean()
+    assert error < 3.0 and error < 0.5 * np.abs(got["frames"].astype("int16") - frames).mean()
+
+
 def test_colorize_and_evaluate_take_exported_models_as_checkpoints(exported, images, expected, workdir, tmp_path):
     """An .onnx file or a SavedModel folder works where a checkpoint does, in colorize and evaluate."""
     pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")

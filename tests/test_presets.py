@@ -163,9 +163,18 @@ def test_command_line_takes_presets_where_it_takes_checkpoints(tmp_path, photo_p
 
 def test_colorize_without_a_checkpoint_uses_the_builtin_model(lpips_weights_dir, tmp_path, photo_paths, monkeypatch):
     monkeypatch.setenv("KERAS_COLORIZE_WEIGHTS_DIR", str(tmp_path / "cache"))  # converted on first use
-    result = invoke_cli("colorize", photo_paths[2], "-o", tmp_path / "out")
+    from PIL import Image
+
+    from tests.test_video import decode, write_clip
+
+    frames = np.stack([np.asarray(Image.open(photo_paths[2]).convert("RGB"))[i : i + 64, i : i + 96] for i in range(4)])
+    film = write_clip(tmp_path / "film.webm", frames, audio_codec=None)
+    result = invoke_cli("colorize", photo_paths[2], film, "-o", tmp_path / "out")
     assert result.exit_code == 0, result.output
-    assert "colorized 1 image" in result.stdout
+    assert "colorized 1 image and 1 video" in result.stdout
+    colorized_film = decode(tmp_path / "out" / "film.webm")["frames"]
+    assert colorized_film.shape == frames.shape
+    assert float(np.mean(to_numpy(colorfulness(colorized_film / 255.0)))) > 10.0
     from keras_colorize.data import load_image
 
     colorized = load_image(tmp_path / "out" / photo_paths[2].name)

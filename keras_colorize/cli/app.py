@@ -38,9 +38,12 @@ from keras_colorize.cli.common import (
 )
 from keras_colorize.cli.detect import detect, detector_option
 from keras_colorize.cli.export import export
+from keras_colorize.cli.web import web_app
 from keras_colorize.cli.weights import weights
 from keras_colorize.errors import UserInputError
 from keras_colorize.recipes.kinds.instance import STAGES
+from keras_colorize.video.io import DEFAULT_FRAME_BATCH
+from keras_colorize.video.stabilization import DEFAULT_STRENGTH
 
 # Output formats of `colorize`: input suffixes written back in their own format.
 # Anything else (GIF, which holds only 256 colours) is written as PNG.
@@ -348,19 +351,25 @@ def evaluate(
 # ----------------------------------------------------------------------------- colorize
 
 
+def _is_video(path):
+    from keras_colorize.data.files import VIDEO_EXTENSIONS
+
+    return path.suffix.lower() in VIDEO_EXTENSIONS
+
+
 def _output_path(relative, output):
     suffix = relative.suffix.lower()
-    if suffix not in _SAVE_FORMATS:
+    if suffix not in _SAVE_FORMATS and not _is_video(relative):
         relative = relative.with_suffix(".png")
     return output / relative
 
 
 def plan_colorize(inputs, output):
-    """Map input photos to output files for `colorize`.
+    """Map input photos and videos to output files for `colorize`.
 
-    Folders are searched recursively and keep their sub-folder layout under `output`;
-    files go directly into `output`. The file name is kept; formats Pillow cannot
-    write back faithfully (GIF) become PNG.
+    Folders are searched recursively (images and videos) and keep their sub-folder
+    layout under `output`; files go directly into `output`. The file name is kept;
+    formats Pillow cannot write back faithfully (GIF) become PNG.
 
     Args:
         inputs: sequence of str or Path. Files and folders.
@@ -374,6 +383,7 @@ def plan_colorize(inputs, output):
             same output, or an output would replace an input.
     """
     from keras_colorize.data import list_images
+    from keras_colorize.data.files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
     output = Path(output)
     output_resolved = output.resolve()
@@ -383,7 +393,7 @@ def plan_colorize(inputs, output):
         if path.is_dir():
             folder = path.resolve()
             nested_output = folder in output_resolved.parents  # -o is a sub-folder of this input
-            for file in list_images(path):
+            for file in list_images(path, IMAGE_EXTENSIONS + VIDEO_EXTENSIONS):
                 if nested_output and output_resolved in file.resolve().parents:
                     continue  # an earlier result inside the input folder
                 pairs.append((file, _output_path(file.relative_to(path), output)))
@@ -392,7 +402,7 @@ def plan_colorize(inputs, output):
         else:
             raise UserInputError(f"{item}: no such file or folder")
     if not pairs:
-        raise UserInputError("no input images found")
+        raise UserInputError("no input images or videos found")
     inputs_resolved = {p.resolve() for p, _ in pairs}
     seen = {}
     for source, target in pairs:
@@ -408,7 +418,7 @@ def plan_colorize(inputs, output):
 _DIFFUSION_OPTIONS = ("prompt", "guidance", "image_guidance", "steps", "seed", "sampler", "size")
 
 
-@cli.command(short_help="Colorize photos of any size: the built-in model, a checkpoint or a preset.")
+@cli.command(short_help="Colorize photos of any size and films: the built-in model, a checkpoint or a preset.")
 @click.argument("paths", nargs=-1, metavar="[CHECKPOINT] INPUT...", type=click.Path(path_type=Path))
 @click.option(
     "-o",
@@ -457,7 +467,7 @@ _DIFFUSION_OPTIONS = ("prompt", "guidance", "image_guidance", "steps", "seed", "
 )
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="--model: sampling steps (default: 20).")
 @click.option(
-    "--seed", type=int, default=None, help="--model: seed of the sampling noise, the same for every photo (default: random)."
+    "--seed", type=int, default=None, help="--model: seed of the sampling noise, the same for every photo and frame (default: random; 0 with videos)."
 )
 @click.option(
     "--sampler",
@@ -466,9 +476,30 @@ _DIFFUSION_OPTIONS = ("prompt", "guidance", "image_guidance", "steps", "seed", "
     help="--model: sampler (default: euler_ancestral).",
 )
 @size_option("256", extra=" (--model only; rounded down to the model's size multiple)")
+@click.option(
+    "--stabilize/--no-stabilize",
+    default=True,
+    show_default=True,
+    help="Videos: carry colour along the motion from frame to frame (less flicker; reset at scene cuts).",
+)
+@click.option(
+    "--stabilize-strength",
+    type=click.FloatRange(min=0.0, max=1.0, max_open=True),
+    default=DEFAULT_STRENGTH,
+    show_default=True,
+    help="Videos: weight of the previous frame's colour where the motion is reliable, in [0, 1).",
+)
+@click.option(
+    "--frame-batch",
+    type=click.IntRange(min=1),
+    default=DEFAULT_FRAME_BATCH,
+    show_default=True,
+    help="Videos: frames colorized per model call (memory grows with it).",
+)
 @backend_option
-def colorize(paths, output, overwrite, saved_model, boxes, detector, preset, backend, **sampling):
-    """Colorize photos of any size with the built-in model, CHECKPOINT or a --model PRESET.
+def colorize(paths, output, overwrite, saved_model, boxes, detector, preset, backend, stabilize, stabilize_strength,
+             frame_batch, **sampling):
+    """Colorize photos of any size and films with the built-in model, CHECKPOINT or a --model PRESET.
 
     Without CHECKPOINT (when the first argument is neither a .keras file nor a
     preset), the built-in colorizer (backbone_unet_vgg16, a U-Net on an ImageNet
@@ -498,6 +529,13 @@ def colorize(paths, output, overwrite, saved_model, boxes, detector, preset, bac
     format, GIF inputs are written as PNG. Gray and colour photos both work (colour is
     replaced). Unreadable files are skipped with a warning.
 
+    Videos (MP4, MOV, MKV, WebM, AVI) come out in the same container with the same
+    frame rate, size, frame count and audio; frames are colorized in batches of
+    --frame-batch at full resolution and stabilised over time (--no-stabilize for
+    independent frames, --stabilize-strength to set how much colour is carried
+    along the motion). Videos take the full-image path of an instance-aware model;
+    with --model and no --seed every frame uses seed 0.
+
     \b
     Examples:
       keras-colorize colorize old_photos/ -o colorized/
@@ -509,6 +547,8 @@ def colorize(paths, output, overwrite, saved_model, boxes, detector, preset, bac
       keras-colorize colorize runs/instance_fusion/fusion/checkpoints/best.keras old_photos/ \\
           --detector retinanet_resnet50_fpn_coco -o colorized/
       keras-colorize colorize --model presets/ip2p old_photos/ -o colorized/ --steps 20 --seed 0
+      keras-colorize colorize old_film.mp4 -o colorized/
+      keras-colorize colorize old_film.mp4 -o colorized/ --stabilize-strength 0.9
     """
     from keras_colorize.export.artefacts import is_saved_model_folder
     from keras_colorize.presets import DEFAULT_PRESET, is_preset
@@ -559,9 +599,14 @@ def colorize(paths, output, overwrite, saved_model, boxes, detector, preset, bac
         if existing:
             more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
             raise UserInputError(f"{existing[0]}: already exists{more}; pass --overwrite to replace outputs")
+    photos = [(source, target) for source, target in pairs if not _is_video(source)]
+    videos = [(source, target) for source, target in pairs if _is_video(source)]
     boxes_of = None
     if preset is not None:
-        colorize_photo = _diffusion_colorizer(preset, sampling)
+        if videos and sampling["seed"] is None:
+            sampling["seed"] = 0  # the same noise in every frame: steadier colour
+        colorizer = _diffusion_colorizer(preset, sampling)
+        colorize_photo = colorizer.colorize
     else:
         if saved_model is not None:
             from keras_colorize.export import SavedModelColorizer
@@ -574,9 +619,9 @@ def colorize(paths, output, overwrite, saved_model, boxes, detector, preset, bac
         )
         colorize_photo = colorizer.colorize
 
-    progress = keras.utils.Progbar(len(pairs), unit_name="image")
+    progress = keras.utils.Progbar(len(photos), unit_name="image") if photos else None
     done = skipped = with_instances = 0
-    for index, (source, target) in enumerate(pairs):
+    for index, (source, target) in enumerate(photos):
         try:
             image = load_image(source)
         except UnreadableImageError as error:
@@ -595,7 +640,16 @@ def colorize(paths, output, overwrite, saved_model, boxes, detector, preset, bac
                 Image.fromarray(result).save(tmp, format=image_format, **_SAVE_OPTIONS.get(image_format, {}))
             done += 1
         progress.update(index + 1)
-    summary = f"colorized {done} image{'s' if done != 1 else ''} into {output}"
+    films = 0
+    for source, target in videos:
+        films += _colorize_film(
+            colorizer, source, target, stabilize, stabilize_strength, frame_batch
+        )
+    skipped += len(videos) - films
+    summary = f"colorized {done} image{'s' if done != 1 else ''}"
+    if videos:
+        summary += f" and {films} video{'s' if films != 1 else ''}"
+    summary += f" into {output}"
     if boxes_of is not None:
         summary += f" ({with_instances} with instance boxes)"
     if skipped:
@@ -603,11 +657,27 @@ def colorize(paths, output, overwrite, saved_model, boxes, detector, preset, bac
     click.echo(summary)
 
 
+def _colorize_film(colorizer, source, target, stabilize, strength, frame_batch):
+    """Colorize one video file; 1 when written, 0 when skipped as unreadable (with a warning)."""
+    from keras_colorize.video import ChromaStabilizer, UnreadableVideoError, colorize_video
+
+    stabilizer = ChromaStabilizer(strength) if stabilize and strength > 0 else None
+    click.echo(f"{source}:")
+    try:
+        result = colorize_video(colorizer, source, target, stabilizer=stabilizer, batch_size=frame_batch, progress=True)
+    except UnreadableVideoError as error:
+        click.echo(f"\nwarning: skipped {error}", err=True)
+        return 0
+    cuts = f", {result.scene_cuts} scene cut{'s' if result.scene_cuts != 1 else ''}" if stabilizer is not None else ""
+    click.echo(f"\n{target}: {result.frames} frames at {result.frames_per_second:.1f} frames/s{cuts}")
+    return 1
+
+
 def _diffusion_colorizer(preset, sampling):
-    """A function photo -> colorized uint8 photo that samples with an InstructPix2Pix preset."""
+    """A `DiffusionColorizer` (photo -> colorized uint8 photo) sampling with an InstructPix2Pix preset."""
     from keras_colorize.models.instruct_pix2pix.pipeline import DiffusionColorizer
 
-    return DiffusionColorizer(preset, **sampling).colorize
+    return DiffusionColorizer(preset, **sampling)
 
 
 def _instance_boxes_for(colorizer, boxes, detector, inputs, model_path):
@@ -789,6 +859,7 @@ def samples(directory):
 cli.add_command(detect)
 cli.add_command(export)
 cli.add_command(weights)
+cli.add_command(web_app)
 
 
 def main(argv=None):

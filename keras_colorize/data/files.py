@@ -48,6 +48,9 @@ IMAGE_EXTENSIONS = (
 )
 """File name endings `list_images` accepts (compared case-insensitively)."""
 
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+"""Video file name endings `keras-colorize colorize` reads and writes (compared case-insensitively)."""
+
 GRAYSCALE_THRESHOLD = 4.0
 """Default chroma C*ab below which `is_grayscale` calls an image grayscale."""
 
@@ -89,13 +92,15 @@ def _has_image_extension(name):
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def list_images(root):
+def list_images(root, extensions=IMAGE_EXTENSIONS):
     """List the image files under a folder, recursively.
 
     Hidden files and folders (names starting with ".") are left out.
 
     Args:
         root: str or os.PathLike. The folder to search.
+        extensions: tuple of str. File name endings listed (case-insensitive).
+            Defaults to `IMAGE_EXTENSIONS` (`colorize` adds `VIDEO_EXTENSIONS`).
 
     Returns:
         list[pathlib.Path]: the image files, sorted by path.
@@ -125,12 +130,10 @@ def list_images(root):
         found.extend(
             pathlib.Path(folder, name)
             for name in names
-            if not name.startswith(".") and _has_image_extension(name)
+            if not name.startswith(".") and name.lower().endswith(extensions)
         )
     if not found:
-        raise NoImagesError(
-            f"{root}: no image files found (looked for {', '.join(IMAGE_EXTENSIONS)}, recursively)"
-        )
+        raise NoImagesError(f"{root}: no image files found (looked for {', '.join(extensions)}, recursively)")
     return sorted(found)
 
 

@@ -519,7 +519,6 @@ class FusionColorizer(Colorizer):
             NumPy uint8 sRGB, shape (H, W, 3).
         """
         rgb = _to_float_rgb(image)
-        full_generator = self.generator.full_generator
         corners = np.zeros((0, 4), "float32")
         if boxes:
             from keras_colorize.data.boxes import select_instances
@@ -533,7 +532,7 @@ class FusionColorizer(Colorizer):
                 max_instances=self.max_instances,
             )
         if len(corners) == 0:
-            return self._colorize_rgb(rgb, lambda l_small: ab_output(full_generator.predict_on_batch(l_small)))
+            return self._colorize_rgb(rgb, self._whole_photo_ab)
 
         from keras_colorize.data.instances import crop_instances
 
@@ -552,6 +551,10 @@ class FusionColorizer(Colorizer):
             return self.generator.predict_on_batch(inputs)
 
         return self._colorize_rgb(rgb, predict_ab)
+
+    def _whole_photo_ab(self, l_small):
+        """The full-image generator's ab (no instance): model-space ab in [-1, 1], (N, h, w, 2)."""
+        return ab_output(self.generator.full_generator.predict_on_batch(l_small))
 
     def get_config(self):
         return {
