@@ -1,7 +1,8 @@
-"""Shared test helpers: serialization, saving, colorizer and cross-backend checks."""
+"""Shared test helpers: serialization, saving, colorizer and cross-backend checks, the browser."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,18 @@ from keras_colorize.colorizer import ab_output
 
 BACKENDS = ("tensorflow", "jax", "torch")
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", "headless_shell")
+
+
+def chromium():
+    """The path of a Chromium or Chrome binary; the test is skipped (with how to install it) when none is on PATH."""
+    import pytest
+
+    for name in CHROMIUM_NAMES:
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip("no Chromium or Chrome on PATH (install it with: apt-get install -y chromium)")
 
 
 def invoke_cli(*args):

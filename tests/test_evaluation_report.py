@@ -40,8 +40,7 @@ from keras_colorize.models import ChromaGANGenerator, UNetV1
 
 SIZE = 32
 LABELS = ["unet/best", "chroma/best"]
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", "headless_shell")
-from tests.test_case import assert_one_line_error, invoke_cli as invoke
+from tests.test_case import assert_one_line_error, chromium, invoke_cli as invoke
 
 
 def read_rows(path):
@@ -200,14 +199,6 @@ def test_the_same_data_give_the_same_numbers(report, workspace):
 # ----------------------------------------------------------------------------- the HTML page
 
 
-def _chromium():
-    for name in CHROMIUM_NAMES:
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.skip("no Chromium or Chrome on PATH (install it with: apt-get install -y chromium)")
-
-
 _MARKER_SCRIPT = """<script>
 window.addEventListener("load", function () {
   var images = Array.prototype.slice.call(document.images);
@@ -224,7 +215,7 @@ window.addEventListener("load", function () {
 
 
 def test_html_report_renders_in_headless_chromium(report, tmp_path):
-    binary = _chromium()
+    binary = chromium()
     out, _ = report
     page = (out / "report.html").read_text()
     assert "http://" not in page and "https://" not in page  # self-contained

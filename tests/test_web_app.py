@@ -20,10 +20,9 @@ from PIL import Image
 import keras
 from keras_colorize import Colorizer
 from keras_colorize.models import UNetV2
-from tests.test_case import assert_one_line_error, invoke_cli
+from tests.test_case import assert_one_line_error, chromium, invoke_cli
 from tests.test_video import decode, write_clip
 
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 # Where the browser test also writes its screenshot, when set (the docs' picture of the app).
 SCREENSHOT_VARIABLE = "KERAS_COLORIZE_APP_SCREENSHOT"
 
@@ -95,7 +94,7 @@ def test_a_photo_comes_back_colorized_at_full_resolution(served, model, photo):
     from gradio_client import handle_file
 
     image = np.asarray(Image.open(photo))
-    for size in (32, 128):
+    for size in (32, 64, 128):  # its own, one the page does not list, one it does
         slider, download = client(served).predict(
             handle_file(photo), size, "", 20, 7.0, 1.5, 0, api_name="/colorize_photo"
         )  # fmt: skip
@@ -130,6 +129,10 @@ def test_bad_uploads_get_clear_messages(served, tmp_path):
             client(served).predict(handle_file(path), 32, "", 20, 7.0, 1.5, 0, api_name="/colorize_photo")
         assert message in str(raised.value), str(raised.value)
         assert "\n" not in str(raised.value).strip()
+    good = tmp_path / "good.png"
+    Image.fromarray(noise).save(good)
+    with pytest.raises(AppError, match=r"image_size \(30, 30\) must be divisible by"):
+        client(served).predict(handle_file(good), 30, "", 20, 7.0, 1.5, 0, api_name="/colorize_photo")
     with pytest.raises(AppError, match="notes.png: not a video"):
         client(served).predict(handle_file(text), True, 0.8, 32, "", 20, 7.0, 1.5, 0, api_name="/colorize_film")
 
@@ -154,18 +157,10 @@ def test_a_film_comes_back_colorized_with_its_audio(served, photo_paths, tmp_pat
         assert container.streams.video[0].codec_context.name == "h264"
 
 
-def _chromium():
-    for name in CHROMIUM_NAMES:
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.skip("no Chromium or Chrome on PATH (install it with: apt-get install -y chromium)")
-
-
 def test_the_page_colorizes_a_photo_in_a_browser(served, photo, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    binary = _chromium()
+    binary = chromium()
     shot = tmp_path / "app.png"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=binary, args=["--no-sandbox", "--disable-gpu"])
@@ -202,7 +197,7 @@ def test_the_app_command_refuses_bad_arguments(model, tmp_path):
 
 
 def test_the_app_writes_only_into_its_temporary_folder_and_removes_it(served):
-    """Runs last: stops the app."""
+    """Runs after the other tests of the served app: stops it."""
     assert list(served["workdir"].iterdir()) == []
     folders = list(served["temporary"].iterdir())
     assert [folder.name.startswith("keras-colorize-app-") for folder in folders] == [True]
@@ -210,3 +205,28 @@ def test_the_app_writes_only_into_its_temporary_folder_and_removes_it(served):
     served["process"].send_signal(signal.SIGINT)
     served["process"].wait(timeout=60)
     assert list(served["temporary"].iterdir()) == []
+
+
+def test_the_app_passes_its_options_to_each_kind_of_model(model, photo, tmp_path):
+    """In process: the sizes offered and the settings each kind of model gets."""
+    from keras_colorize.models.instruct_pix2pix.convert.preset import random_components, save_preset
+    from keras_colorize.models.instruct_pix2pix.pipeline import DiffusionColorizer
+    from keras_colorize.web import AppModel
+
+    image = np.asarray(Image.open(photo))
+    keras_model = AppModel(model[1], "colorizer.keras")
+    assert keras_model.default_size == 32 and 32 in keras_model.sizes and 128 in keras_model.sizes
+    assert keras_model.settings(128, "ignored", 5, 1.0, 1.0, 7) == {"image_size": 128}
+    np.testing.assert_array_equal(keras_model.colorize(image, image_size=128), model[1].colorize(image, image_size=128))
+
+    diffusion = DiffusionColorizer(save_preset(tmp_path / "preset", random_components(seed=0)))
+    app_model = AppModel(diffusion, "preset")
+    assert app_model.is_diffusion and app_model.default_size == 256
+    settings = app_model.settings(32, "make it sepia", 1, 3.0, 1.2, 4)
+    assert settings == {"size": 32, "prompt": "make it sepia", "steps": 1, "guidance": 3.0, "image_guidance": 1.2, "seed": 4}
+    small = image[:64, :96]
+    expected = diffusion.pipeline.colorize(small, size=32, prompt="make it sepia", steps=1, guidance=3.0, image_guidance=1.2, seed=4)
+    np.testing.assert_array_equal(app_model.colorize(small, **settings), expected)
+    frames = app_model.frame_colorizer(**settings)
+    assert not hasattr(frames, "colorize_batch")  # sampled frame by frame
+    np.testing.assert_array_equal(frames.colorize(small), expected)

@@ -88,10 +88,6 @@ class UnreadableImageError(UserInputError):
     """A file cannot be decoded as an image; the message names the file and the reason."""
 
 
-def _has_image_extension(name):
-    return name.lower().endswith(IMAGE_EXTENSIONS)
-
-
 def list_images(root, extensions=IMAGE_EXTENSIONS):
     """List the image files under a folder, recursively.
 

@@ -185,8 +185,9 @@ def build_interface(app_model, results):
         gr.Markdown(f"# keras-colorize\nModel: `{app_model.name}`. Photos and films are colorized on this machine.")
         with gr.Accordion("Options", open=diffusion):
             size = gr.Dropdown(
-                choices=app_model.sizes or [app_model.default_size],
+                choices=app_model.sizes or [size for size in [app_model.default_size] if size],
                 value=app_model.default_size,
+                allow_custom_value=True,  # an API client may ask for any size; the model checks it
                 label="Model size (pixels): the photo is seen at this size, its colour applied at full resolution",
                 visible=bool(app_model.sizes),
             )
