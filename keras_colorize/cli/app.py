@@ -606,7 +606,6 @@ def colorize(paths, output, overwrite, saved_model, boxes, detector, preset, bac
         if videos and sampling["seed"] is None:
             sampling["seed"] = 0  # the same noise in every frame: steadier colour
         colorizer = _diffusion_colorizer(preset, sampling)
-        colorize_photo = colorizer.colorize
     else:
         if saved_model is not None:
             from keras_colorize.export import SavedModelColorizer
@@ -617,7 +616,6 @@ def colorize(paths, output, overwrite, saved_model, boxes, detector, preset, bac
         boxes_of = _instance_boxes_for(
             colorizer, boxes, detector, inputs, checkpoint if saved_model is None else saved_model
         )
-        colorize_photo = colorizer.colorize
 
     progress = keras.utils.Progbar(len(photos), unit_name="image") if photos else None
     done = skipped = with_instances = 0
@@ -629,7 +627,7 @@ def colorize(paths, output, overwrite, saved_model, boxes, detector, preset, bac
             skipped += 1
         else:
             if boxes_of is None:
-                result = colorize_photo(image)
+                result = colorizer.colorize(image)
             else:
                 photo_boxes = boxes_of(source, image)
                 with_instances += bool(photo_boxes)
@@ -642,9 +640,7 @@ def colorize(paths, output, overwrite, saved_model, boxes, detector, preset, bac
         progress.update(index + 1)
     films = 0
     for source, target in videos:
-        films += _colorize_film(
-            colorizer, source, target, stabilize, stabilize_strength, frame_batch
-        )
+        films += _colorize_film(colorizer, source, target, stabilize, stabilize_strength, frame_batch)
     skipped += len(videos) - films
     summary = f"colorized {done} image{'s' if done != 1 else ''}"
     if videos:
@@ -659,9 +655,9 @@ def colorize(paths, output, overwrite, saved_model, boxes, detector, preset, bac
 
 def _colorize_film(colorizer, source, target, stabilize, strength, frame_batch):
     """Colorize one video file; 1 when written, 0 when skipped as unreadable (with a warning)."""
-    from keras_colorize.video import ChromaStabilizer, UnreadableVideoError, colorize_video
+    from keras_colorize.video import UnreadableVideoError, colorize_video, stabilizer_for
 
-    stabilizer = ChromaStabilizer(strength) if stabilize and strength > 0 else None
+    stabilizer = stabilizer_for(stabilize, strength)
     click.echo(f"{source}:")
     try:
         result = colorize_video(colorizer, source, target, stabilizer=stabilizer, batch_size=frame_batch, progress=True)

@@ -16,18 +16,16 @@ from keras_colorize.data.files import VIDEO_EXTENSIONS
 from keras_colorize.errors import UserInputError, first_line
 from keras_colorize.video.dependencies import import_av
 
-# The output codec and its settings by container (file suffix): visually lossless H.264
-# where the container takes it, VP9 in WebM, MPEG-4 part 2 in AVI.
+# By file suffix: FFmpeg's container format, the video codec and its settings. Visually
+# lossless H.264 where the container takes it, VP9 in WebM, MPEG-4 part 2 in AVI.
 _H264 = ("libx264", {"crf": "17", "preset": "medium"})
-_VIDEO_CODECS = {
-    ".mp4": _H264,
-    ".mov": _H264,
-    ".mkv": _H264,
-    ".webm": ("libvpx-vp9", {"crf": "24", "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}),
-    ".avi": ("mpeg4", {}),
+_CONTAINERS = {
+    ".mp4": ("mp4", *_H264),
+    ".mov": ("mov", *_H264),
+    ".mkv": ("matroska", *_H264),
+    ".webm": ("webm", "libvpx-vp9", {"crf": "24", "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}),
+    ".avi": ("avi", "mpeg4", {}),
 }
-# FFmpeg's container format by suffix.
-_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
 # Frames decoded and colorized together (a batch of 4K frames is about 200 MB of uint8).
 DEFAULT_FRAME_BATCH = 8
 # Bits per pixel and frame of the AVI (MPEG-4 part 2) output: about 8 Mbit/s at 720x576, 25 fps.
@@ -193,10 +191,10 @@ class VideoWriter:
         av = import_av()
         self.path = Path(path)
         suffix = self.path.suffix.lower()
-        if suffix not in _VIDEO_CODECS:
+        if suffix not in _CONTAINERS:
             raise UserInputError(f"{self.path}: unsupported video container (use one of {', '.join(VIDEO_EXTENSIONS)})")
-        self.container = av.open(str(self.path), mode="w", format=_FORMATS[suffix])
-        codec, options = _VIDEO_CODECS[suffix]
+        container_format, codec, options = _CONTAINERS[suffix]
+        self.container = av.open(str(self.path), mode="w", format=container_format)
         frame_rate = fractions.Fraction(frame_rate)
         self.video_stream = self.container.add_stream(codec, rate=frame_rate, options=dict(options))
         self.video_stream.width, self.video_stream.height = width, height

@@ -48,6 +48,11 @@ def check_strength(strength):
     return strength
 
 
+def stabilizer_for(stabilize, strength=DEFAULT_STRENGTH):
+    """The stabiliser the options ask for: a `ChromaStabilizer`, or None when off or at strength 0."""
+    return ChromaStabilizer(strength) if stabilize and strength > 0 else None
+
+
 class ChromaStabilizer:
     """Stabilises a*b* over the frames of a video, one frame at a time (stateful).
 

@@ -148,7 +148,7 @@ def build_interface(app_model, results):
     from PIL import Image
 
     from keras_colorize.data.files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-    from keras_colorize.video import ChromaStabilizer, colorize_video
+    from keras_colorize.video import colorize_video, stabilizer_for
     from keras_colorize.video.stabilization import DEFAULT_STRENGTH
 
     results = Path(results)
@@ -173,7 +173,7 @@ def build_interface(app_model, results):
         if Path(path).suffix.lower() not in VIDEO_EXTENSIONS:
             raise gr.Error(f"{Path(path).name}: not a video the app reads ({', '.join(VIDEO_EXTENSIONS)})")
         target = _result_path(results, path, ".mp4")
-        stabilizer = ChromaStabilizer(strength) if stabilize and strength > 0 else None
+        stabilizer = stabilizer_for(stabilize, strength)
         settings = app_model.settings(size, prompt, steps, guidance, image_guidance, seed)
         try:
             colorize_video(app_model.frame_colorizer(**settings), path, target, stabilizer=stabilizer)
